@@ -1,0 +1,111 @@
+"""One exception hierarchy: every error names the target, what happened and how to fix it.
+
+Example::
+
+    >>> err = ConnectFailed("connection refused", target="ssh://admin@10.0.0.5", hint="is sshd running?")
+    >>> print(err)
+    ssh://admin@10.0.0.5: connection refused (hint: is sshd running?)
+
+Subclasses take keyword attributes, never positional ``args`` slots, and their messages never hold
+a secret: callers pass :class:`~pytest_psdirect.credentials.Secret` objects, not plain strings.
+"""
+
+from __future__ import annotations
+
+
+class PSDirectError(Exception):
+    """Base class of every error pytest-psdirect raises.
+
+    ``target`` is the canonical URL (never holds a secret), ``hint`` says how to fix it.
+    """
+
+    default_hint: str = ""
+
+    def __init__(self, message: str, *, target: str | None = None, hint: str | None = None) -> None:
+        self.message = message
+        self.target = target
+        self.hint = hint if hint is not None else self.default_hint
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        text = f"{self.target}: {self.message}" if self.target else self.message
+        return f"{text} (hint: {self.hint})" if self.hint else text
+
+
+class TargetSpecError(PSDirectError):
+    """A target URL, option or inventory entry is malformed."""
+
+
+class CredentialError(PSDirectError):
+    """No credential could be found, or a credential source is unsafe or unreadable."""
+
+
+class TransportUnavailable(PSDirectError):
+    """The transport for a scheme is unknown, or its optional dependency is not installed."""
+
+
+class ConnectFailed(PSDirectError):
+    """The target could not be reached (refused, unreachable, timed out, bad host key...)."""
+
+
+class AuthenticationFailed(ConnectFailed):
+    """The target rejected the credential."""
+
+    default_hint = "check the user name and password or key (--credential-env, --ssh-key, inventory)"
+
+
+class HostKeyMismatch(ConnectFailed):
+    """The SSH host key is unknown or differs from known_hosts."""
+
+
+class SessionBroken(PSDirectError):
+    """An open session died and could not be reopened."""
+
+
+class CommandTimeout(PSDirectError):
+    """A command did not finish within its timeout; it was killed.
+
+    ``stdout``/``stderr`` hold what arrived before the timeout.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        target: str | None = None,
+        hint: str | None = None,
+        command: str = "",
+        timeout: float = 0.0,
+        stdout: bytes = b"",
+        stderr: bytes = b"",
+    ) -> None:
+        super().__init__(message, target=target, hint=hint)
+        self.command = command
+        self.timeout = timeout
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+class CommandFailed(PSDirectError):
+    """A command exited with a status the caller did not expect (``check=True``, ``run_expect``)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        target: str | None = None,
+        hint: str | None = None,
+        command: str = "",
+        rc: int = 0,
+    ) -> None:
+        super().__init__(message, target=target, hint=hint)
+        self.command = command
+        self.rc = rc
+
+
+class UnsupportedOperation(PSDirectError):
+    """The transport cannot do this (e.g. ``run_ps`` over plain SSH without PowerShell)."""
+
+
+class FileTransferError(PSDirectError):
+    """``put``/``get`` failed."""

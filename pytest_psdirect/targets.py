@@ -1,0 +1,124 @@
+"""Targets: parsed once from a URL into a frozen dataclass.
+
+The canonical URL (no secrets, sorted options) is the test id, the log prefix and the xdist group.
+
+Example::
+
+    >>> t = parse_target("ssh://admin@10.0.0.5:2222?key=~/.ssh/id&timeout=5")
+    >>> t.scheme, t.user, t.host, t.port, t.option("timeout")
+    ('ssh', 'admin', '10.0.0.5', 2222, '5')
+    >>> t.url
+    'ssh://admin@10.0.0.5:2222?key=~/.ssh/id&timeout=5'
+    >>> parse_target("admin@web01").url          # bare user@host means SSH
+    'ssh://admin@web01'
+    >>> parse_target("local://").url
+    'local://'
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+
+from .errors import TargetSpecError
+
+#: Schemes DESIGN.md plans; a transport registers for each (see ``transports``).
+KNOWN_SCHEMES = ("local", "ssh", "winrm", "pwsh+ssh", "vm", "vmid", "container", "qemu")
+_HOSTNAME = re.compile(r"^[A-Za-z0-9_.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
+_SECRET_OPTIONS = ("password", "passwd", "pass", "secret", "token")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where tests run. Build with :func:`parse_target`; never holds a secret."""
+
+    scheme: str
+    host: str = ""
+    user: str | None = None
+    port: int | None = None
+    path: str = ""
+    options: tuple[tuple[str, str], ...] = ()
+    name: str | None = None  # inventory name, if any
+    tags: frozenset[str] = field(default_factory=frozenset)
+    credential_ref: str | None = None  # inventory credential reference, e.g. "file:creds.toml#web"
+
+    @property
+    def url(self) -> str:
+        """Canonical URL: the test id and xdist group."""
+        netloc = self.host
+        if self.user:
+            netloc = f"{self.user}@{netloc}"
+        if self.port is not None:
+            netloc = f"{netloc}:{self.port}"
+        query = "&".join(f"{k}={v}" for k, v in self.options)
+        return f"{self.scheme}://{netloc}{self.path}" + (f"?{query}" if query else "")
+
+    def option(self, key: str, default: str | None = None) -> str | None:
+        """Return URL option ``key`` (``?key=value``), or ``default``."""
+        return dict(self.options).get(key, default)
+
+    def flag(self, key: str) -> bool:
+        """Return a boolean URL option: ``1/true/yes/on`` are true."""
+        return (self.option(key) or "").lower() in ("1", "true", "yes", "on")
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def parse_target(spec: str, *, name: str | None = None, tags: frozenset[str] = frozenset(),
+                 credential_ref: str | None = None) -> Target:
+    """Parse ``scheme://[user@]host[:port][/path][?k=v&...]`` (or bare ``[user@]host[:port]``: SSH).
+
+    Raises :class:`TargetSpecError` naming the bad value; passwords in URLs are refused because
+    a URL on the command line is visible in the process list.
+    """
+    text = spec.strip()
+    if not text:
+        raise TargetSpecError("empty target", hint="give a URL such as ssh://admin@host or local://")
+    if "://" not in text:
+        text = f"ssh://{text}"
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise TargetSpecError(f"malformed target {spec!r}: {exc}",
+                              hint="use scheme://[user@]host[:port]") from None
+    scheme = parts.scheme.lower()
+    if scheme not in KNOWN_SCHEMES:
+        raise TargetSpecError(f"unknown scheme {scheme!r} in target {spec!r}",
+                              hint=f"use one of: {', '.join(KNOWN_SCHEMES)}")
+    if parts.password is not None:
+        raise TargetSpecError(
+            f"target {_redact(spec)!r} has a password in its URL",
+            hint="a URL is visible in argv and logs; use --credential-env PREFIX or an inventory "
+                 "credential instead")
+    host = parts.hostname or ""
+    if parts.netloc and "[" in parts.netloc:
+        host = f"[{host}]"
+    if scheme == "local":
+        if host not in ("", "localhost"):
+            raise TargetSpecError(f"local target {spec!r} names a host", hint="write local://")
+        host = ""
+    elif not host or not _HOSTNAME.match(host):
+        raise TargetSpecError(f"target {spec!r} has no valid host name",
+                              hint=f"write {scheme}://[user@]host[:port]")
+    options = urllib.parse.parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False)
+    for key, _ in options:
+        if key.lower() in _SECRET_OPTIONS:
+            raise TargetSpecError(f"target {_redact(spec)!r} passes a secret as option {key!r}",
+                                  hint="use --credential-env PREFIX or an inventory credential")
+    return Target(scheme=scheme, host=host, user=urllib.parse.unquote(parts.username)
+                  if parts.username else None, port=port, path=parts.path.rstrip("/"),
+                  options=tuple(sorted(options)), name=name, tags=tags,
+                  credential_ref=credential_ref)
+
+
+def _redact(spec: str) -> str:
+    """Replace a URL's password and secret-looking options with ``***``.
+
+    >>> _redact("ssh://a:pw@h?password=x&k=1")
+    'ssh://a:***@h?password=***&k=1'
+    """
+    spec = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", spec)
+    return re.sub(rf"(?i)\b({'|'.join(_SECRET_OPTIONS)})=[^&]*", r"\1=***", spec)
