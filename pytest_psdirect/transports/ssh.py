@@ -198,9 +198,11 @@ class SSHTransport(ShellTransport):
     def _kill_group(self, pgid: int) -> None:
         # sshd runs each session in its own process group (setsid), so this ends the
         # executor and every command it started.
-        chan = self._channel(f"kill -KILL -- -{int(pgid)}")
-        chan.recv_exit_status()
+        chan = self._channel(f"kill -s KILL -- -{int(pgid)}")
+        rc = chan.recv_exit_status()
         chan.close()
+        if rc != 0:
+            raise OSError(f"kill -s KILL -- -{pgid} exited {rc}")
 
     def _exec_once(self, cmd: str, timeout: float) -> Completed:
         chan = self._channel(cmd)
