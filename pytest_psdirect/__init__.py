@@ -1,0 +1,39 @@
+"""pytest-psdirect: infrastructure tests in plain pytest against SSH hosts, this machine and,
+as their transports land, Hyper-V VMs (PowerShell Direct), WinRM hosts, containers and QEMU VMs.
+
+Example::
+
+    def test_sshd_running(target):
+        assert target.run("pgrep -x sshd").rc == 0
+"""
+
+from .credentials.secret import Credential, Secret
+from .errors import (
+    AuthenticationFailed,
+    CommandFailed,
+    CommandTimeout,
+    ConnectFailed,
+    CredentialError,
+    FileTransferError,
+    HostKeyMismatch,
+    PSDirectError,
+    SessionBroken,
+    TargetSpecError,
+    TransportUnavailable,
+    UnsupportedOperation,
+)
+from .results import CommandResult
+from .sessions import SessionPool, TargetSession
+from .settings import Settings
+from .targets import Target, parse_target
+from .transports import Transport, TransportRegistry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationFailed", "CommandFailed", "CommandResult", "CommandTimeout", "ConnectFailed",
+    "Credential", "CredentialError", "FileTransferError", "HostKeyMismatch", "PSDirectError",
+    "SessionBroken", "SessionPool", "Settings", "Target", "TargetSession", "TargetSpecError",
+    "Transport", "TransportRegistry", "TransportUnavailable", "UnsupportedOperation",
+    "Secret", "parse_target",
+]

@@ -1,0 +1,80 @@
+"""Two-tier fixtures: ``make_session`` owns every connection, ``target`` is a thin view.
+
+Override ``make_session`` in a conftest to change how sessions open; tests stay the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import pytest
+import testinfra.host
+
+from ..credentials.secret import Credential
+from ..errors import PSDirectError
+from ..sessions import SessionPool, TargetSession
+from ..targets import Target
+from .state import POOL, REGISTRY, SETTINGS, NoTarget
+
+def _pool(config: pytest.Config) -> SessionPool:
+    if POOL not in config.stash:
+        hook = config.hook
+
+        def credential_for(target: Target, required: bool) -> Credential | None:
+            result: Credential | None = hook.pytest_psdirect_credential(
+                target=target, config=config, required=required)
+            return result
+
+        def opened(session: TargetSession) -> None:
+            hook.pytest_psdirect_session_opened(target=session.spec, session=session)
+
+        def closed(target: Target) -> None:
+            hook.pytest_psdirect_session_closed(target=target)
+
+        config.stash[POOL] = SessionPool(config.stash[REGISTRY], config.stash[SETTINGS],
+                                         credential_for, opened, closed)
+    return config.stash[POOL]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Close sessions even when the run was interrupted before fixture teardown."""
+    if POOL in config.stash:
+        config.stash[POOL].close_all()
+
+
+@pytest.fixture(scope="session")
+def make_session(pytestconfig: pytest.Config) -> Iterator[SessionPool]:
+    """Session-scoped factory: ``make_session.get(parse_target(url))`` -> open TargetSession."""
+    pool = _pool(pytestconfig)
+    yield pool
+    pool.close_all()
+
+
+@pytest.fixture(scope="session")
+def _psdirect_target(request: pytest.FixtureRequest) -> Target | NoTarget:
+    """The target of this parametrized test (set by pytest_generate_tests)."""
+    param: Target | NoTarget = request.param
+    return param
+
+
+@pytest.fixture(scope="session")
+def target_spec(_psdirect_target: Target | NoTarget) -> Target:
+    """The :class:`~pytest_psdirect.targets.Target` of this test, without opening it."""
+    if isinstance(_psdirect_target, NoTarget):
+        pytest.fail(_psdirect_target.reason, pytrace=False)
+    return _psdirect_target
+
+
+@pytest.fixture(scope="session")
+def target(make_session: SessionPool, target_spec: Target) -> TargetSession:
+    """An open session to this test's target (one per target per process, reused)."""
+    try:
+        return make_session.get(target_spec)
+    except PSDirectError as exc:
+        reason = str(exc)
+    pytest.fail(reason, pytrace=False)  # outside except: no chained traceback
+
+
+@pytest.fixture(scope="session")
+def host(target: TargetSession) -> testinfra.host.Host:
+    """testinfra's ``host`` fixture, over our session: existing testinfra suites run unchanged."""
+    return target.testinfra

@@ -1,0 +1,78 @@
+"""Terminal summary: a check x target table of PASS/FAIL/ERROR/SKIP, with totals per target.
+
+Works under xdist: each item carries ``("psdirect_target", url)`` in ``user_properties``, which
+travels with its reports (and lands in JUnit XML as a property).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+_PROPERTY = "psdirect_target"
+_ORDER = ("FAIL", "ERROR", "PASS", "SKIP")
+
+
+def _target_of(report: pytest.TestReport) -> str | None:
+    for key, value in report.user_properties:
+        if key == _PROPERTY:
+            return str(value)
+    return None
+
+
+def _check_name(nodeid: str) -> str:
+    """``path::test_x[ssh://a@b]@group`` -> ``path::test_x``."""
+    return nodeid.split("[", 1)[0]
+
+
+class TargetReport:
+    """Collects outcomes per (check, target) and prints them after the run."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.cells: dict[tuple[str, str], str] = {}
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        for item in items:
+            callspec = getattr(item, "callspec", None)
+            param = callspec.params.get("_psdirect_target") if callspec else None
+            url = getattr(param, "url", None)
+            if url:
+                item.user_properties.append((_PROPERTY, url))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        url = _target_of(report)
+        if url is None:
+            return
+        if report.when == "call" or report.outcome != "passed":
+            outcome = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}[report.outcome]
+            if report.when != "call" and report.outcome == "failed":
+                outcome = "ERROR"
+            key = (_check_name(report.nodeid), url)
+            previous = self.cells.get(key)
+            if previous is None or _ORDER.index(outcome) < _ORDER.index(previous):
+                self.cells[key] = outcome
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.cells or self.config.getoption("verbose") < 0:
+            return
+        tw = terminalreporter
+        targets = sorted({url for _, url in self.cells})
+        checks = sorted({check for check, _ in self.cells})
+        tw.write_sep("=", "psdirect: checks per target")
+        for index, url in enumerate(targets, 1):
+            tw.write_line(f"  [{index}] {url}")
+        width = max(len(c) for c in checks)
+        tw.write_line(f"  {'check'.ljust(width)}  " + "  ".join(f"[{i}]".ljust(5)
+                                                               for i in range(1, len(targets) + 1)))
+        for check in checks:
+            cells = []
+            for url in targets:
+                outcome = self.cells.get((check, url), "-")
+                cells.append(outcome.ljust(5))
+            tw.write_line(f"  {check.ljust(width)}  " + "  ".join(cells))
+        for index, url in enumerate(targets, 1):
+            counts = {o: sum(1 for (c, u), v in self.cells.items() if u == url and v == o)
+                      for o in _ORDER}
+            summary = ", ".join(f"{n} {o.lower()}" for o, n in counts.items() if n)
+            tw.write_line(f"  [{index}] {url}: {summary}")

@@ -1,0 +1,225 @@
+"""Sessions: one open transport per target per process, reused by every test.
+
+:class:`TargetSession` is what tests receive as ``target``; :class:`SessionPool` (the
+``make_session`` fixture) opens sessions lazily, remembers a failed open so the other tests of an
+unreachable target fail at once, reopens a broken session once, and closes everything at teardown.
+
+Example::
+
+    pool = SessionPool(TransportRegistry(), Settings(), credential_for=lambda t, required: None)
+    web = pool.get(parse_target("local://"))
+    web.run("uname -s").stdout          # 'Linux\\n'
+    pool.close_all()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .credentials.secret import Credential
+from .errors import CommandFailed, PSDirectError, SessionBroken
+from .results import CommandResult
+from .settings import Settings
+from .targets import Target
+from .transports import StatefulShell, Transport, TransportRegistry
+from .transports.shellproto import format_command
+
+if TYPE_CHECKING:
+    import testinfra.host
+
+log = logging.getLogger(__name__)
+CredentialLookup = Callable[[Target, bool], Credential | None]
+
+
+class TargetSession:
+    """An open connection to one target: commands, files, testinfra, later PowerShell."""
+
+    def __init__(self, target: Target, transport: Transport, reopen: Callable[[], Transport],
+                 settings: Settings) -> None:
+        self.spec = target
+        self._transport = transport
+        self._reopen = reopen
+        self._settings = settings
+        self._reopened = False
+        self._testinfra: testinfra.host.Host | None = None
+
+    # -- identity ----------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """Canonical URL (the test id)."""
+        return self.spec.url
+
+    @property
+    def name(self) -> str:
+        """Inventory name, else the canonical URL."""
+        return self.spec.name or self.spec.url
+
+    @property
+    def tags(self) -> frozenset[str]:
+        return self.spec.tags
+
+    def __repr__(self) -> str:
+        return f"<TargetSession {self.url}>"
+
+    # -- commands ----------------------------------------------------------------------------
+    def _live_transport(self) -> Transport:
+        if not self._transport.alive:
+            if self._reopened:
+                raise SessionBroken("the session broke again after one reopen", target=self.url,
+                                    hint="the host or network is unstable; check it and rerun")
+            log.warning("%s: session lost, reopening once", self.url)
+            self._transport.close()
+            self._transport = self._reopen()
+            self._reopened = True
+        return self._transport
+
+    def run(self, cmd: str, *args: object, timeout: float | None = None, check: bool = False,
+            env: Mapping[str, str] | None = None, cwd: str | None = None) -> CommandResult:
+        """Run a shell command; ``%s`` in ``cmd`` takes each of ``args``, shell-quoted.
+
+        Each command is isolated (a ``cd``/``export`` does not carry over; see :meth:`shell`).
+
+        >>> target.run("ls -l %s", "/tmp/a b").rc        # doctest: +SKIP
+        0
+        """
+        __tracebackhide__ = True
+        command = format_command(cmd, *args)
+        wait = timeout if timeout is not None else self._settings.command_timeout
+        log.debug("RUN %s on %s", command, self.url)
+        result = self._live_transport().run(command, timeout=wait, env=env, cwd=cwd)
+        if check and result.rc != 0:
+            raise _failed(result, (0,))
+        return result
+
+    def run_expect(self, expected: Iterable[int], cmd: str, *args: object,
+                   **kwargs: Any) -> CommandResult:
+        """Run and raise :class:`CommandFailed` unless the exit status is in ``expected``."""
+        __tracebackhide__ = True
+        allowed = tuple(expected)
+        result = self.run(cmd, *args, **kwargs)
+        if result.rc not in allowed:
+            raise _failed(result, allowed)
+        return result
+
+    def check_output(self, cmd: str, *args: object, **kwargs: Any) -> str:
+        """Run, require rc 0, return stdout without its trailing newline."""
+        __tracebackhide__ = True
+        return self.run_expect([0], cmd, *args, **kwargs).stdout.rstrip("\r\n")
+
+    @contextlib.contextmanager
+    def shell(self) -> Iterator[StatefulShell]:
+        """A shell whose state persists between commands (opt-in; closed on exit).
+
+        >>> with target.shell() as sh:                    # doctest: +SKIP
+        ...     sh.run("cd /etc")
+        ...     sh.run("pwd").stdout
+        '/etc\\n'
+        """
+        shell = self._live_transport().open_shell()
+        try:
+            yield shell
+        finally:
+            shell.close()
+
+    # -- files, PowerShell, testinfra ---------------------------------------------------------
+    def put(self, local: str, remote: str) -> None:
+        """Copy a local file to the target."""
+        self._live_transport().put(local, remote)
+
+    def get(self, remote: str, local: str) -> None:
+        """Copy a file from the target."""
+        self._live_transport().get(remote, local)
+
+    def run_ps(self, script: str, *args: Any, **params: Any) -> Any:
+        """Run PowerShell with values passed as parameters (PowerShell transports only)."""
+        return self._live_transport().run_ps(script, *args, **params)
+
+    @property
+    def testinfra(self) -> testinfra.host.Host:
+        """A pytest-testinfra ``Host`` whose commands run over this session."""
+        if self._testinfra is None:
+            from .testinfra_backend import make_host
+
+            self._testinfra = make_host(self)
+        return self._testinfra
+
+    def close(self) -> None:
+        """Close the transport (idempotent)."""
+        self._transport.close()
+
+
+def _failed(result: CommandResult, expected: tuple[int, ...]) -> CommandFailed:
+    return CommandFailed(
+        f"command {result.command!r} exited {result.rc}, expected {list(expected)}; "
+        f"stderr: {result.stderr.strip()[:500]!r}",
+        target=result.target, command=result.command, rc=result.rc,
+        hint="see stdout/stderr above; pass check=False or run_expect([...]) if this is allowed")
+
+
+class SessionPool:
+    """Opens, caches and closes :class:`TargetSession` objects, one per canonical URL."""
+
+    def __init__(self, registry: TransportRegistry, settings: Settings,
+                 credential_for: CredentialLookup,
+                 on_opened: Callable[[TargetSession], None] | None = None,
+                 on_closed: Callable[[Target], None] | None = None) -> None:
+        self._registry = registry
+        self._settings = settings
+        self._credential_for = credential_for
+        self._on_opened = on_opened
+        self._on_closed = on_closed
+        self._sessions: dict[str, TargetSession] = {}
+        self._failures: dict[str, PSDirectError] = {}
+        self._lock = threading.Lock()
+
+    def get(self, target: Target) -> TargetSession:
+        """The open session for ``target``; opened on first use. A failed open is re-raised."""
+        __tracebackhide__ = True
+        with self._lock:
+            if target.url in self._sessions:
+                return self._sessions[target.url]
+            if target.url in self._failures:
+                raise self._failures[target.url]
+            try:
+                session = self._open(target)
+            except PSDirectError as exc:
+                self._failures[target.url] = exc
+                raise
+            self._sessions[target.url] = session
+        if self._on_opened:
+            self._on_opened(session)
+        return session
+
+    def _open(self, target: Target) -> TargetSession:
+        __tracebackhide__ = True
+        cls = self._registry.get(target.scheme)
+        credential = self._credential_for(target, cls.credential_required)
+
+        def connect() -> Transport:
+            __tracebackhide__ = True
+            transport = cls(target, credential, self._settings)
+            try:
+                transport.open()
+            except BaseException:
+                transport.close()
+                raise
+            return transport
+
+        log.debug("opening session to %s", target)
+        return TargetSession(target, connect(), connect, self._settings)
+
+    def close_all(self) -> None:
+        """Close every session; errors are logged, never raised (teardown must finish)."""
+        with self._lock:
+            sessions, self._sessions = self._sessions, {}
+        for session in sessions.values():
+            try:
+                session.close()
+            except Exception as exc:
+                log.warning("closing %s failed: %s", session.url, exc)
+            if self._on_closed:
+                self._on_closed(session.spec)
