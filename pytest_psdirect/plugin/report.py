@@ -9,19 +9,34 @@ from __future__ import annotations
 import pytest
 
 _PROPERTY = "psdirect_target"
+_CHECK = "psdirect_check"
 _ORDER = ("FAIL", "ERROR", "PASS", "SKIP")
 
 
-def _target_of(report: pytest.TestReport) -> str | None:
+def _property(report: pytest.TestReport, name: str) -> str | None:
     for key, value in report.user_properties:
-        if key == _PROPERTY:
+        if key == name:
             return str(value)
     return None
 
 
-def _check_name(nodeid: str) -> str:
-    """``path::test_x[ssh://a@b]@group`` -> ``path::test_x``."""
-    return nodeid.split("[", 1)[0]
+def check_name(item_name: str, url: str) -> str:
+    """The test's name without the target's part of its id.
+
+    >>> check_name("test_x[ssh://a@b-permitrootlogin-no]", "ssh://a@b")
+    'test_x[permitrootlogin-no]'
+    >>> check_name("test_y[local://]", "local://")
+    'test_y'
+    """
+    base, bracket, params = item_name.partition("[")
+    if not bracket:
+        return base
+    ids = params[:-1]
+    for pattern in (f"{url}-", f"-{url}", url):
+        if pattern in ids:
+            ids = ids.replace(pattern, "", 1)
+            break
+    return f"{base}[{ids}]" if ids else base
 
 
 class TargetReport:
@@ -39,22 +54,23 @@ class TargetReport:
             url = getattr(param, "url", None)
             if url:
                 item.user_properties.append((_PROPERTY, url))
+                item.user_properties.append((_CHECK, check_name(item.name, url)))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        url = _target_of(report)
-        if url is None:
+        url, check = _property(report, _PROPERTY), _property(report, _CHECK)
+        if url is None or check is None:
             return
         if report.when == "call" or report.outcome != "passed":
             outcome = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}[report.outcome]
             if report.when != "call" and report.outcome == "failed":
                 outcome = "ERROR"
-            key = (_check_name(report.nodeid), url)
+            key = (check, url)
             previous = self.cells.get(key)
             if previous is None or _ORDER.index(outcome) < _ORDER.index(previous):
                 self.cells[key] = outcome
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if not self.cells or self.config.getoption("verbose") < 0:
+        if not self.cells or self.config.getoption("verbose") < -1:
             return
         tw = terminalreporter
         targets = sorted({url for _, url in self.cells})
