@@ -8,6 +8,7 @@ worker (``--dist loadgroup`` becomes the default) and one session per target ser
 from __future__ import annotations
 
 from collections.abc import Generator
+from typing import Any
 
 import pytest
 
@@ -47,7 +48,25 @@ def pytest_cmdline_main(config: pytest.Config) -> Generator[None, object, object
     return (yield)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist workers re-parse argv, so tell them the controller chose ``loadgroup``."""
+    node.workerinput["psdirect_loadgroup"] = node.config.getoption("dist") == "loadgroup"
+
+
+def xdist_group(target: Target) -> str:
+    """Group name of a target; xdist splits a node id's group at the last ``@``, so no ``@``.
+
+    >>> xdist_group(parse_target("ssh://admin@web01"))
+    'ssh://admin%40web01'
+    """
+    return target.url.replace("@", "%40")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput and workerinput.get("psdirect_loadgroup"):
+        config.option.loadgroup = True
     config.addinivalue_line(
         "markers", "targets(*urls_or_names, tags=()): run this test against these targets "
                    "(URLs or inventory names) or only those with all the given tags")
@@ -87,5 +106,5 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                "psdirect_hosts in the ini file, or mark the test with @pytest.mark.targets")
         params = [pytest.param(NoTarget(why), id="no-target")]
     else:
-        params = [pytest.param(t, id=t.url, marks=pytest.mark.xdist_group(t.url)) for t in targets]
+        params = [pytest.param(t, id=t.url, marks=pytest.mark.xdist_group(xdist_group(t))) for t in targets]
     metafunc.parametrize("_psdirect_target", params, indirect=True, scope="session")

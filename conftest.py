@@ -1,0 +1,1 @@
+"""Root conftest: makes tests/ helpers importable; the plugin itself loads via its entry point."""
