@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .sessions import TargetSession
 
 
-class PSDirectBackend(base.BaseBackend):
+class PSDirectBackend(base.BaseBackend):  # type: ignore[misc]  # testinfra ships no types
     """A testinfra backend whose ``run`` goes through a :class:`TargetSession`."""
 
     NAME = "psdirect"

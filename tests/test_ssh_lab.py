@@ -8,8 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import wrong_credential
 
+from conftest import wrong_credential
 from pytest_psdirect import (
     AuthenticationFailed,
     CommandTimeout,
@@ -96,7 +96,7 @@ def test_refused_port_fails_fast(lab_settings: Settings) -> None:
 
 def test_unreachable_host_is_bounded_by_the_connect_timeout(ssh_lab: SSHLab) -> None:
     start = time.monotonic()
-    with pytest.raises(ConnectFailed, match="no answer from 10.200.0.99:22 within 1s"):
+    with pytest.raises(ConnectFailed, match=r"no answer from 10\.200\.0\.99:22 within 1s"):
         _open("ssh://psdtest@10.200.0.99", Settings(connect_timeout=1))
     assert time.monotonic() - start < 3
 

@@ -130,6 +130,9 @@ class SSHLab:
             raise LabError(why, hint="run as root on Debian with iproute2 and openssh-server")
         if self.state_file.exists():
             SSHLab.load(self.workdir).down()
+        if _ip("-4", "-o", "addr", "show", "to", f"{self.subnet}.0/24").stdout.strip():
+            raise LabError(f"subnet {self.subnet}.0/24 is already in use on this machine "
+                           "(another lab?)", hint="take that lab down or pick another --subnet")
         self.workdir.mkdir(parents=True, exist_ok=True)
         prefix = f"psd{secrets.token_hex(2)}"
         self.state = LabState(prefix=prefix, subnet=self.subnet, bridge=f"{prefix}br")

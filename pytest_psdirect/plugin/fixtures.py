@@ -6,6 +6,7 @@ Override ``make_session`` in a conftest to change how sessions open; tests stay 
 from __future__ import annotations
 
 from collections.abc import Iterator
+
 import pytest
 import testinfra.host
 
@@ -14,6 +15,7 @@ from ..errors import PSDirectError
 from ..sessions import SessionPool, TargetSession
 from ..targets import Target
 from .state import POOL, REGISTRY, SETTINGS, NoTarget
+
 
 def _pool(config: pytest.Config) -> SessionPool:
     if POOL not in config.stash:

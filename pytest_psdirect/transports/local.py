@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -46,10 +47,8 @@ class _ProcessPipes:
         return os.read(self._stderr.fileno(), _READ)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._stdin.close()
-        except OSError:
-            pass
         try:
             self._proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
@@ -66,10 +65,8 @@ def _stream(pipe: IO[bytes] | None) -> IO[bytes]:
 
 
 def _kill_group(pgid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 class LocalTransport(ShellTransport):

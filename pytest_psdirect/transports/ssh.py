@@ -10,6 +10,7 @@ URL options: ``key=PATH`` (private key), ``known_hosts=PATH``, ``insecure=1``, `
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
 import os
@@ -68,10 +69,8 @@ class _ChannelPipes:
         return self._chan.recv_stderr(_READ)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
             self._chan.shutdown_write()
-        except (OSError, EOFError, paramiko.SSHException):
-            pass
         self._chan.close()
 
 
@@ -132,7 +131,7 @@ class SSHTransport(ShellTransport):
             client.connect(
                 ep.hostname, port=ep.port, username=ep.username,
                 password=self.credential.secret.reveal() if self.credential else None,
-                key_filename=list(ep.key_files) or None, look_for_keys=not ep.key_files,
+                key_filename=list(ep.key_files) or None,  # type: ignore[arg-type]  # stub: str only look_for_keys=not ep.key_files,
                 allow_agent=True, timeout=ep.connect_timeout, banner_timeout=ep.connect_timeout,
                 auth_timeout=ep.connect_timeout, channel_timeout=ep.connect_timeout)
         except Exception as exc:

@@ -1,0 +1,45 @@
+"""The psdirect command: lab up/down as a user would run them, and one-off commands."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pytest_psdirect.cli import main
+
+
+def test_run_local(capfd: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "local://", "--", "echo", "hi"]) == 0
+    assert capfd.readouterr().out == "hi\n"
+
+
+def test_run_bad_target_is_a_clear_error(capfd: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "ftp://x", "true"]) == 2
+    assert "unknown scheme 'ftp'" in capfd.readouterr().err
+
+
+def test_lab_up_then_baseline_then_down(ssh_lab: object, tmp_path: Path) -> None:
+    """Depends on ssh_lab only so that it skips/fails exactly like the other lab tests."""
+    workdir = tmp_path / "clilab"
+    busy = subprocess.run(["psdirect", "lab", "up", "--dir", str(workdir)],
+                          capture_output=True, text=True, timeout=60)
+    assert busy.returncode == 2 and "subnet 10.200.0.0/24 is already in use" in busy.stderr
+    up = subprocess.run(["psdirect", "lab", "up", "--dir", str(workdir), "--hosts", "1",
+                         "--subnet", "10.201.0"],
+                        capture_output=True, text=True, timeout=60)
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "hardened" in up.stdout
+        inventory = workdir / "inventory.toml"
+        suite = Path(__file__).parent.parent / "example_suites" / "linux_baseline"
+        run = subprocess.run(["python", "-m", "pytest", str(suite), "--inventory", str(inventory),
+                              "-p", "no:cacheprovider", "-q"], capture_output=True, text=True,
+                             timeout=120)
+        assert run.returncode == 0, run.stdout[-2000:]
+    finally:
+        down = subprocess.run(["psdirect", "lab", "down", "--dir", str(workdir)],
+                              capture_output=True, text=True, timeout=60)
+    assert down.returncode == 0 and "lab removed" in down.stdout
+    assert not (workdir / "lab.json").exists()
