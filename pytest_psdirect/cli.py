@@ -25,7 +25,7 @@ from .transports import TransportRegistry
 def _lab(args: argparse.Namespace) -> int:
     workdir = Path(args.dir)
     if args.action == "up":
-        hosts = SSHLab(workdir, hosts=args.hosts, subnet=args.subnet).up()
+        hosts = SSHLab(workdir, hosts=args.hosts, subnet=args.subnet, user=args.user).up()
         for host in hosts:
             print(f"{host.name}  {host.url}  {'hardened' if host.hardened else 'weak'}")
         print(f"inventory: {workdir / 'inventory.toml'}")
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--hosts", type=int, default=3, help="number of sshd hosts (default 3)")
     lab.add_argument("--subnet", default="10.200.0",
                      help="first three octets of the lab's /24 (default 10.200.0)")
+    lab.add_argument("--user", default="psdtest", help="the hosts' test user (default psdtest)")
     lab.set_defaults(func=_lab)
     run = sub.add_parser("run", help="run one shell command on a target")
     run.add_argument("target", help="target URL, e.g. local:// or ssh://user@host")

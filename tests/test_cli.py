@@ -27,7 +27,7 @@ def test_lab_up_then_baseline_then_down(ssh_lab: object, tmp_path: Path) -> None
                           capture_output=True, text=True, timeout=60)
     assert busy.returncode == 2 and "subnet 10.200.0.0/24 is already in use" in busy.stderr
     up = subprocess.run(["psdirect", "lab", "up", "--dir", str(workdir), "--hosts", "1",
-                         "--subnet", "10.201.0"],
+                         "--subnet", "10.201.0", "--user", "psdcli"],
                         capture_output=True, text=True, timeout=60)
     try:
         assert up.returncode == 0, up.stderr
@@ -43,3 +43,4 @@ def test_lab_up_then_baseline_then_down(ssh_lab: object, tmp_path: Path) -> None
                               capture_output=True, text=True, timeout=60)
     assert down.returncode == 0 and "lab removed" in down.stdout
     assert not (workdir / "lab.json").exists()
+    assert subprocess.run(["id", "psdcli"], capture_output=True).returncode != 0  # user removed

@@ -49,11 +49,12 @@ class LabHost:
     netns: str
     address: str
     hardened: bool
+    user: str = LAB_USER
     pid: int = 0
 
     @property
     def url(self) -> str:
-        return f"ssh://{LAB_USER}@{self.address}"
+        return f"ssh://{self.user}@{self.address}"
 
 
 @dataclass
@@ -65,6 +66,7 @@ class LabState:
     bridge: str
     hosts: list[LabHost] = field(default_factory=list)
     created_user: bool = False
+    user: str = LAB_USER
 
 
 def missing_facilities() -> str | None:
@@ -98,8 +100,10 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 class SSHLab:
     """Builds and removes the lab. ``subnet`` is the first three octets of a /24."""
 
-    def __init__(self, workdir: Path, hosts: int = 3, subnet: str = "10.200.0") -> None:
+    def __init__(self, workdir: Path, hosts: int = 3, subnet: str = "10.200.0",
+                 user: str = LAB_USER) -> None:
         self.workdir = workdir.resolve()
+        self.user = user
         self.count = hosts
         self.subnet = subnet
         self.state_file = self.workdir / "lab.json"
@@ -135,7 +139,7 @@ class SSHLab:
                            "(another lab?)", hint="take that lab down or pick another --subnet")
         self.workdir.mkdir(parents=True, exist_ok=True)
         prefix = f"psd{secrets.token_hex(2)}"
-        self.state = LabState(prefix=prefix, subnet=self.subnet, bridge=f"{prefix}br")
+        self.state = LabState(prefix=prefix, subnet=self.subnet, bridge=f"{prefix}br", user=self.user)
         try:
             self._prepare_user()
             self._network()
@@ -153,21 +157,23 @@ class SSHLab:
     def _prepare_user(self) -> None:
         assert self.state is not None
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-        if _run("id", LAB_USER, check=False).returncode != 0:
-            _run("useradd", "--create-home", "--shell", "/bin/sh", LAB_USER)
+        user = self.user
+        if _run("id", user, check=False).returncode != 0:
+            _run("useradd", "--create-home", "--shell", "/bin/sh", user)
             self.state.created_user = True
         self.password = secrets.token_urlsafe(18)
-        _run("chpasswd", stdin=f"{LAB_USER}:{self.password}\n")  # via stdin, never argv
+        _run("chpasswd", stdin=f"{user}:{self.password}\n")  # via stdin, never argv
         if not self.key_file.exists():
             _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "psdirect-lab",
                  "-f", str(self.key_file))
-        home = Path(f"~{LAB_USER}").expanduser()
-        ssh_dir = home / ".ssh"
+        ssh_dir = Path(f"~{user}").expanduser() / ".ssh"
         ssh_dir.mkdir(mode=0o700, exist_ok=True)
-        (ssh_dir / "authorized_keys").write_text(self.key_file.with_suffix(".pub").read_text())
-        shutil.chown(ssh_dir, LAB_USER, LAB_USER)
-        shutil.chown(ssh_dir / "authorized_keys", LAB_USER, LAB_USER)
-        os.chmod(ssh_dir / "authorized_keys", 0o600)
+        authorized = ssh_dir / "authorized_keys"
+        with authorized.open("a") as fh:  # append: another lab's key stays valid
+            fh.write(self.key_file.with_suffix(".pub").read_text())
+        for path in (ssh_dir, authorized):
+            shutil.chown(path, user, user)
+        os.chmod(authorized, 0o600)
 
     def _network(self) -> None:
         assert self.state is not None
@@ -177,7 +183,7 @@ class SSHLab:
         _ip("link", "set", st.bridge, "up")
         for i in range(1, self.count + 1):
             host = LabHost(name=f"lab{i}", netns=f"{st.prefix}-h{i}",
-                           address=f"{st.subnet}.{10 + i}", hardened=i == 1)
+                           address=f"{st.subnet}.{10 + i}", hardened=i == 1, user=self.user)
             st.hosts.append(host)
             self._save()
             _ip("netns", "add", host.netns)
@@ -217,7 +223,7 @@ class SSHLab:
         self.known_hosts.write_text("".join(lines))
         fd = os.open(self.credentials_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(f'[lab]\nusername = "{LAB_USER}"\npassword = "{self.password}"\n')
+            fh.write(f'[lab]\nusername = "{self.user}"\npassword = "{self.password}"\n')
         targets = "".join(
             f'\n[targets.{h.name}]\nurl = "{h.url}"\ncredential = "file:credentials.toml#lab"\n'
             f'tags = ["lab", "{"hardened" if h.hardened else "weak"}"]\n'
@@ -237,7 +243,7 @@ class SSHLab:
         raw = json.loads(lab.state_file.read_text())
         hosts = [LabHost(**h) for h in raw.pop("hosts")]
         lab.state = LabState(**raw, hosts=hosts)
-        lab.count, lab.subnet = len(hosts), lab.state.subnet
+        lab.count, lab.subnet, lab.user = len(hosts), lab.state.subnet, lab.state.user
         return lab
 
     def down(self) -> None:
@@ -253,7 +259,7 @@ class SSHLab:
         for i in range(1, len(st.hosts) + 1):
             _ip("link", "del", f"{st.prefix}v{i}", check=False)
         if st.created_user:
-            _run("userdel", "--remove", LAB_USER, check=False)
+            _run("userdel", "--remove", st.user, check=False)
         self.state_file.unlink(missing_ok=True)
         self.state = None
 
