@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from pytest_psdirect import Credential, Secret, Settings, parse_target
+from pytest_psdirect import Credential, Secret, Settings
 from pytest_psdirect.credentials.providers import from_file
 from pytest_psdirect.lab.sshlab import SSHLab, missing_facilities
 
@@ -49,5 +48,3 @@ def lab_urls(ssh_lab: SSHLab) -> list[str]:
 def wrong_credential() -> Credential:
     return Credential("psdtest", Secret("definitely-not-the-password-7f3a"))
 
-
-__all__ = ["IN_CI", "Path", "parse_target", "wrong_credential"]

@@ -111,8 +111,8 @@ def read_settings(config: pytest.Config, inventory: Inventory | None) -> Setting
         value = config.getoption(option) or defaults.get(key)
         return str(value) if value else None
 
-    key = pick("ssh_key", "ssh_key")
-    for label, path in (("--ssh-key", key), ("--ssh-config", pick("ssh_config", "ssh_config"))):
+    key, ssh_config = pick("ssh_key", "ssh_key"), pick("ssh_config", "ssh_config")
+    for label, path in (("--ssh-key", key), ("--ssh-config", ssh_config)):
         if path and not os.path.isfile(os.path.expanduser(path)):
             raise pytest.UsageError(f"{label} {path}: no such file")
     connect = config.getoption("psdirect_connect_timeout") or defaults.get("connect_timeout")
@@ -120,6 +120,6 @@ def read_settings(config: pytest.Config, inventory: Inventory | None) -> Setting
     return Settings(
         connect_timeout=float(connect or _ini_seconds(config, "psdirect_connect_timeout")),
         command_timeout=float(command or _ini_seconds(config, "psdirect_command_timeout")),
-        ssh_key=key, ssh_config=pick("ssh_config", "ssh_config"),
+        ssh_key=key, ssh_config=ssh_config,
         known_hosts=pick("ssh_known_hosts", "known_hosts"),
         insecure_host_keys=bool(config.getoption("ssh_insecure_host_keys")))

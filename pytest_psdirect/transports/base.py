@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from ..credentials.secret import Credential
-from ..errors import CommandTimeout, PSDirectError, UnsupportedOperation
+from ..errors import PSDirectError, UnsupportedOperation
 from ..results import CommandResult
 from ..settings import Settings
 from ..targets import Target
@@ -139,7 +139,7 @@ class ShellTransport(Transport):
         if self._executor is None or not self._executor.alive:
             try:
                 self._executor = self._new_executor()
-            except (CommandTimeout, PSDirectError, OSError) as exc:
+            except (PSDirectError, OSError) as exc:  # CommandTimeout included
                 if not self.alive:
                     raise
                 log.warning("%s: no long-lived shell (%s); running one process per command",
