@@ -16,13 +16,14 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 @pytest.fixture(scope="session")
 def ssh_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHLab]:
-    """Three real sshd hosts (lab1 hardened, lab2/lab3 weak) on 10.200.0.0/24."""
+    """Three real sshd hosts (lab1 hardened, lab2/lab3 weak) on a free 10.N.0.0/24."""
     why = missing_facilities()
     if why:
         if IN_CI:
             pytest.fail(f"CI must run the SSH lab, but {why}", pytrace=False)
         pytest.skip(why)
-    lab = SSHLab(tmp_path_factory.mktemp("lab"), hosts=3)
+    lab = SSHLab(tmp_path_factory.mktemp("lab"), hosts=3,
+                 user=os.environ.get("PSDIRECT_LAB_USER", "psdtest"))
     lab.up()
     yield lab
     lab.down()

@@ -16,6 +16,7 @@ Example (as root)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -85,6 +86,29 @@ def missing_facilities() -> str | None:
     return None
 
 
+def free_subnet(candidates: range = range(200, 250)) -> str:
+    """The first ``10.N.0`` /24 (N in ``candidates``) that no address or route here overlaps.
+
+    Checked against ``ip -4 addr`` and ``ip -4 route`` of this namespace, so a VPN, a docker
+    bridge or another lab that holds part of 10.0.0.0/8 is stepped over.
+    """
+    import ipaddress
+
+    used = []
+    for args in (("-4", "-o", "addr", "show"), ("-4", "route", "show", "table", "all")):
+        for line in _ip(*args, check=False).stdout.splitlines():
+            for word in line.split():
+                with contextlib.suppress(ValueError):
+                    if "/" in word or word[:1].isdigit():
+                        used.append(ipaddress.ip_network(word, strict=False))
+    for n in candidates:
+        net = ipaddress.ip_network(f"10.{n}.0.0/24")
+        if not any(net.overlaps(u) for u in used if u.prefixlen > 0):
+            return f"10.{n}.0"
+    raise LabError("no free 10.N.0.0/24 subnet for the lab (N = 200..249)",
+                   hint="pass --subnet with a free /24")
+
+
 def _run(*argv: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False, timeout=60)
     if check and proc.returncode != 0:
@@ -100,12 +124,12 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 class SSHLab:
     """Builds and removes the lab. ``subnet`` is the first three octets of a /24."""
 
-    def __init__(self, workdir: Path, hosts: int = 3, subnet: str = "10.200.0",
+    def __init__(self, workdir: Path, hosts: int = 3, subnet: str | None = None,
                  user: str = LAB_USER) -> None:
         self.workdir = workdir.resolve()
         self.user = user
         self.count = hosts
-        self.subnet = subnet
+        self.subnet = subnet or free_subnet()
         self.state_file = self.workdir / "lab.json"
         self.password = ""
         self.state: LabState | None = None

@@ -36,11 +36,11 @@ def addoptions(parser: pytest.Parser) -> None:
     group = parser.getgroup("psdirect", "pytest-psdirect: targets, credentials, sessions")
     # testinfra's plugin, when it registered before ours, already defines --hosts and
     # --ssh-config with the same dest names; we then read its values (a comma-separated string).
-    with contextlib.suppress(argparse.ArgumentError):
+    with contextlib.suppress(argparse.ArgumentError, ValueError):
         group.addoption("--hosts", action="append", default=[], metavar="URLS",
                         help="comma-separated target URLs, e.g. 'ssh://admin@10.0.0.5,local://' "
                              "(repeatable; schemes: local, ssh)")
-    with contextlib.suppress(argparse.ArgumentError):
+    with contextlib.suppress(argparse.ArgumentError, ValueError):
         group.addoption("--ssh-config", metavar="PATH", help="OpenSSH client config to read")
     group.addoption("--ssh-host", action="append", default=[], metavar="USER@HOST[:PORT]",
                     help="an SSH target (repeatable)")
