@@ -23,7 +23,8 @@ def ssh_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHLab]:
             pytest.fail(f"CI must run the SSH lab, but {why}", pytrace=False)
         pytest.skip(why)
     lab = SSHLab(tmp_path_factory.mktemp("lab"), hosts=3,
-                 user=os.environ.get("PSDIRECT_LAB_USER", "psdtest"))
+                 user=os.environ.get("PSDIRECT_LAB_USER", "psdtest"),
+                 subnet=os.environ.get("PSDIRECT_LAB_SUBNET"))  # e.g. "10.210.0"; default: free
     lab.up()
     yield lab
     lab.down()
