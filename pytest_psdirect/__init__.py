@@ -16,6 +16,7 @@ from .errors import (
     CredentialError,
     FileTransferError,
     HostKeyMismatch,
+    OutputTooLarge,
     PSDirectError,
     SessionBroken,
     TargetSpecError,
@@ -32,7 +33,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationFailed", "CommandFailed", "CommandResult", "CommandTimeout", "ConnectFailed",
-    "Credential", "CredentialError", "FileTransferError", "HostKeyMismatch", "PSDirectError",
+    "Credential", "CredentialError", "FileTransferError", "HostKeyMismatch", "OutputTooLarge",
+    "PSDirectError",
     "SessionBroken", "SessionPool", "Settings", "Target", "TargetSession", "TargetSpecError",
     "Transport", "TransportRegistry", "TransportUnavailable", "UnsupportedOperation",
     "Secret", "parse_target",

@@ -109,3 +109,30 @@ class UnsupportedOperation(PSDirectError):
 
 class FileTransferError(PSDirectError):
     """``put``/``get`` failed."""
+
+
+class OutputTooLarge(PSDirectError):
+    """A command printed more than the per-command cap; it was killed.
+
+    ``stdout``/``stderr`` hold the first 64 KiB of each, ``limit`` the cap in bytes.
+    """
+
+    default_hint = ("raise the cap (--psdirect-max-output, ini psdirect_max_output), or write "
+                    "the output to a file on the target and fetch it with target.get()")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        target: str | None = None,
+        hint: str | None = None,
+        command: str = "",
+        limit: int = 0,
+        stdout: bytes = b"",
+        stderr: bytes = b"",
+    ) -> None:
+        super().__init__(message, target=target, hint=hint)
+        self.command = command
+        self.limit = limit
+        self.stdout = stdout
+        self.stderr = stderr

@@ -26,6 +26,8 @@ from .results import CommandResult
 from .settings import Settings
 from .targets import Target
 from .transports import StatefulShell, Transport, TransportRegistry
+from .transports.agentproto import check_timeout
+from .transports.runner import OutputCallback
 from .transports.shellproto import format_command
 
 if TYPE_CHECKING:
@@ -39,12 +41,14 @@ class TargetSession:
     """An open connection to one target: commands, files, testinfra, later PowerShell."""
 
     def __init__(self, target: Target, transport: Transport, reopen: Callable[[], Transport],
-                 settings: Settings) -> None:
+                 settings: Settings,
+                 on_reopened: Callable[[TargetSession], None] | None = None) -> None:
         self.spec = target
         self._transport = transport
         self._reopen = reopen
         self._settings = settings
-        self._reopened = False
+        self._on_reopened = on_reopened
+        self._dead: PSDirectError | None = None  # a failed reopen: every later call raises it
         self._testinfra: testinfra.host.Host | None = None
 
     # -- identity ----------------------------------------------------------------------------
@@ -67,30 +71,48 @@ class TargetSession:
 
     # -- commands ----------------------------------------------------------------------------
     def _live_transport(self) -> Transport:
+        """The open transport; a broken connection is reopened once (per break).
+
+        If that reopen fails, the session is dead for the rest of the run: every later call
+        raises the same error at once instead of waiting for another connect timeout.
+        """
+        __tracebackhide__ = True
+        if self._dead is not None:
+            raise self._dead
         if not self._transport.alive:
-            if self._reopened:
-                raise SessionBroken("the session broke again after one reopen", target=self.url,
-                                    hint="the host or network is unstable; check it and rerun")
-            log.warning("%s: session lost, reopening once", self.url)
+            log.warning("%s: connection lost, reopening once", self.url)
             self._transport.close()
-            self._transport = self._reopen()
-            self._reopened = True
+            try:
+                self._transport = self._reopen()
+            except PSDirectError as exc:
+                self._dead = SessionBroken(
+                    f"the connection broke and reopening it failed: {exc.message}",
+                    target=self.url, hint=exc.hint or "check the host and the network")
+                raise self._dead from None
+            if self._on_reopened is not None:
+                self._on_reopened(self)
         return self._transport
 
     def run(self, cmd: str, *args: object, timeout: float | None = None, check: bool = False,
-            env: Mapping[str, str] | None = None, cwd: str | None = None) -> CommandResult:
+            env: Mapping[str, str] | None = None, cwd: str | None = None,
+            stream: OutputCallback | None = None) -> CommandResult:
         """Run a shell command; ``%s`` in ``cmd`` takes each of ``args``, shell-quoted.
 
-        Each command is isolated (a ``cd``/``export`` does not carry over; see :meth:`shell`).
+        The command runs as ``ssh host cmd`` runs it: ``$SHELL -c cmd`` in the account's login
+        shell, isolated (a ``cd``/``export`` does not carry over; see :meth:`shell`), stdin empty.
+        ``stream(n, chunk)`` sees stdout (n=1) and stderr (n=2) chunks as they arrive. A bad
+        value (NUL, lone surrogate, bad env name, a timeout that is not finite and > 0) raises
+        ValueError before anything is sent; the session stays usable.
 
         >>> target.run("ls -l %s", "/tmp/a b").rc        # doctest: +SKIP
         0
         """
         __tracebackhide__ = True
         command = format_command(cmd, *args)
-        wait = timeout if timeout is not None else self._settings.command_timeout
+        wait = check_timeout(timeout) if timeout is not None else self._settings.command_timeout
         log.debug("RUN %s on %s", command, self.url)
-        result = self._live_transport().run(command, timeout=wait, env=env, cwd=cwd)
+        result = self._live_transport().run(command, timeout=wait, env=env, cwd=cwd,
+                                            stream=stream)
         if check and result.rc != 0:
             raise _failed(result, (0,))
         return result
@@ -210,7 +232,7 @@ class SessionPool:
             return transport
 
         log.debug("opening session to %s", target)
-        return TargetSession(target, connect(), connect, self._settings)
+        return TargetSession(target, connect(), connect, self._settings, self._on_opened)
 
     def close_all(self) -> None:
         """Close every session; errors are logged, never raised (teardown must finish)."""

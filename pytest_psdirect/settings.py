@@ -18,6 +18,8 @@ class Settings:
 
     connect_timeout: float = 10.0
     command_timeout: float = 300.0
+    #: per-command cap on stdout + stderr, in bytes; past it the command is killed
+    max_output: int = 256 * 1024 * 1024
     ssh_key: str | None = None
     ssh_config: str | None = None
     known_hosts: str | None = None

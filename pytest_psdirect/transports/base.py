@@ -15,11 +15,13 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from ..credentials.secret import Credential
-from ..errors import PSDirectError, UnsupportedOperation
+from ..errors import CommandTimeout, SessionBroken, UnsupportedOperation
 from ..results import CommandResult
 from ..settings import Settings
 from ..targets import Target
+from .agentproto import agent_source, run_request
 from .executor import ShellExecutor, ShellPipes
+from .runner import AgentRunner, AgentUnavailable, OutputCallback
 from .shellproto import Completed, compose
 
 log = logging.getLogger(__name__)
@@ -56,8 +58,13 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     def run(self, cmd: str, *, timeout: float, env: Mapping[str, str] | None = None,
-            cwd: str | None = None) -> CommandResult:
-        """Run ``cmd`` isolated from earlier commands; raise CommandTimeout past ``timeout``."""
+            cwd: str | None = None, stream: OutputCallback | None = None) -> CommandResult:
+        """Run ``cmd`` isolated from earlier commands; raise CommandTimeout past ``timeout``.
+
+        ``stream(n, chunk)`` is called with each chunk of stdout (n=1) and stderr (n=2) as it
+        arrives. Bad values (NUL, lone surrogates, a bad env name or timeout) raise ValueError
+        before anything is sent.
+        """
 
     @abc.abstractmethod
     def put(self, local: str, remote: str) -> None:
@@ -106,24 +113,76 @@ def _result(done: Completed, cmd: str, target: Target, duration: float) -> Comma
 
 
 class ShellTransport(Transport):
-    """Keeps one ``/bin/sh`` executor per session; falls back to one process per command.
+    """POSIX targets: commands go through the command agent (``agent.py``) kept for the session.
 
-    Subclasses give :meth:`_spawn_shell` (pipes of a new ``/bin/sh`` plus a function that kills
-    its process group) and :meth:`_exec_once` (the fallback: one fresh process per command).
+    Each command runs as ``$SHELL -c cmd`` in the account's login shell, as ``ssh host cmd``
+    does, in a process group of its own; everything a session started is killed when it ends.
+    Where the agent cannot start (no ``python3`` on the target) every command gets a process of
+    its own (:meth:`_exec_once`): the same semantics, slower, and no cleanup of what it left.
+
+    Subclasses give :meth:`_spawn_agent` (pipes of the bootstrap command), :meth:`_spawn_shell`
+    (a ``/bin/sh`` for :meth:`open_shell`, plus a function that kills a process group) and
+    :meth:`_exec_once`.
     """
 
-    _executor: ShellExecutor | None = None
-    _fallback = False
+    _runner: AgentRunner | None = None
+    _fallback: str | None = None  # why there is no agent, once known
+
+    @abc.abstractmethod
+    def _spawn_agent(self, source: bytes) -> ShellPipes:
+        """Start ``python3`` running the agent: the bootstrap, then write ``source`` to it."""
 
     @abc.abstractmethod
     def _spawn_shell(self) -> tuple[ShellPipes, Callable[[int], None]]:
-        """Start ``/bin/sh`` reading commands from stdin."""
+        """Start ``/bin/sh`` reading commands from stdin (for the stateful shell)."""
 
     @abc.abstractmethod
     def _exec_once(self, cmd: str, timeout: float) -> Completed:
-        """Run one command in a process of its own (no executor)."""
+        """Run one command in a process of its own (no agent)."""
 
-    def _new_executor(self) -> ShellExecutor:
+    def _on_unresponsive(self) -> None:
+        """The agent stopped answering: drop the connection so the next call reopens it."""
+
+    def _ensure_runner(self) -> AgentRunner | None:
+        if self._fallback is not None:
+            return None
+        if self._runner is not None and self._runner.alive:
+            return self._runner
+        if self._runner is not None:
+            log.info("%s: the command agent ended while idle; starting a new one", self.target)
+        source = agent_source()
+        runner = AgentRunner(self._spawn_agent(source), label=self.target.url)
+        try:
+            runner.start(timeout=self.settings.connect_timeout)
+        except AgentUnavailable as exc:
+            if not self.alive:
+                raise SessionBroken(f"the connection closed while starting: {exc.message}",
+                                    target=self.target.url) from None
+            log.warning("%s: %s; running one process per command instead (slower; processes a "
+                        "command leaves behind are not cleaned up)", self.target, exc.message)
+            self._fallback = exc.message
+            return None
+        self._runner = runner
+        return runner
+
+    def run(self, cmd: str, *, timeout: float, env: Mapping[str, str] | None = None,
+            cwd: str | None = None, stream: OutputCallback | None = None) -> CommandResult:
+        start = time.perf_counter()
+        run_request(0, cmd, env=env, cwd=cwd, timeout=timeout, limit=0)  # refuse bad values now
+        runner = self._ensure_runner()
+        if runner is None:
+            done = self._exec_once(compose(cmd, env=env, cwd=cwd) if env or cwd else cmd, timeout)
+        else:
+            try:
+                done = runner.run(cmd, timeout=timeout, env=env, cwd=cwd,
+                                  limit=self.settings.max_output, stream=stream)
+            except CommandTimeout:
+                if not runner.alive:
+                    self._on_unresponsive()
+                raise
+        return _result(done, cmd, self.target, time.perf_counter() - start)
+
+    def open_shell(self) -> StatefulShell:
         pipes, kill = self._spawn_shell()
         executor = ShellExecutor(pipes, label=self.target.url, kill_group=kill)
         try:
@@ -131,37 +190,9 @@ class ShellTransport(Transport):
         except BaseException:
             executor.close()
             raise
-        return executor
-
-    def _ensure_executor(self) -> ShellExecutor | None:
-        if self._fallback:
-            return None
-        if self._executor is None or not self._executor.alive:
-            try:
-                self._executor = self._new_executor()
-            except (PSDirectError, OSError) as exc:  # CommandTimeout included
-                if not self.alive:
-                    raise
-                log.warning("%s: no long-lived shell (%s); running one process per command",
-                            self.target, exc)
-                self._fallback = True
-                return None
-        return self._executor
-
-    def run(self, cmd: str, *, timeout: float, env: Mapping[str, str] | None = None,
-            cwd: str | None = None) -> CommandResult:
-        start = time.perf_counter()
-        executor = self._ensure_executor()
-        if executor is None:
-            done = self._exec_once(compose(cmd, env=env, cwd=cwd), timeout)
-        else:
-            done = executor.run(cmd, timeout=timeout, env=env, cwd=cwd)
-        return _result(done, cmd, self.target, time.perf_counter() - start)
-
-    def open_shell(self) -> StatefulShell:
-        return StatefulShell(self._new_executor(), self.target, self.settings.command_timeout)
+        return StatefulShell(executor, self.target, self.settings.command_timeout)
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.close()
-            self._executor = None
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None

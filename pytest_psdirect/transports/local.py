@@ -1,4 +1,6 @@
-"""``local://``: this machine, through one long-lived ``/bin/sh`` (same framing as SSH).
+"""``local://``: this machine, through the same command agent as SSH (run by this Python).
+
+Commands run in the current user's login shell (``$SHELL -c``), like ``ssh localhost cmd``.
 
 Example::
 
@@ -16,12 +18,15 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Callable
 from typing import IO, ClassVar
 
 from ..errors import CommandTimeout, FileTransferError
+from .agentproto import bootstrap_code
 from .base import ShellTransport
 from .executor import ShellPipes
+from .files import atomic_local_file
 from .shellproto import Completed
 
 _READ = 65536
@@ -75,11 +80,19 @@ class LocalTransport(ShellTransport):
     scheme: ClassVar[str] = "local"
 
     def open(self) -> None:
-        self._ensure_executor()
+        self._ensure_runner()
 
     @property
     def alive(self) -> bool:
         return True
+
+    def _spawn_agent(self, source: bytes) -> ShellPipes:
+        proc = subprocess.Popen([sys.executable, "-c", bootstrap_code(len(source))],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        pipes = _ProcessPipes(proc)
+        pipes.write(source)
+        return pipes
 
     def _spawn_shell(self) -> tuple[ShellPipes, Callable[[int], None]]:
         proc = subprocess.Popen(["/bin/sh"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -88,7 +101,8 @@ class LocalTransport(ShellTransport):
 
     def _exec_once(self, cmd: str, timeout: float) -> Completed:
         try:
-            proc = subprocess.run(["/bin/sh", "-c", cmd], capture_output=True, timeout=timeout,
+            shell = os.environ.get("SHELL") or "/bin/sh"
+            proc = subprocess.run([shell, "-c", cmd], capture_output=True, timeout=timeout,
                                   stdin=subprocess.DEVNULL, start_new_session=True, check=False)
         except subprocess.TimeoutExpired as exc:
             raise CommandTimeout(f"command timed out after {timeout:g}s", target=self.target.url,
@@ -105,8 +119,9 @@ class LocalTransport(ShellTransport):
 
 def _copy(src: str, dst: str, label: str) -> None:
     try:
-        shutil.copyfile(src, dst)
-        shutil.copymode(src, dst)
+        with atomic_local_file(dst) as part:
+            shutil.copyfile(src, part)
+            shutil.copymode(src, part)
     except OSError as exc:
         raise FileTransferError(f"cannot copy {src} to {dst}: {exc.strerror}", target=label,
                                 hint="check that the source exists and the destination folder "

@@ -1,0 +1,309 @@
+"""The command agent: a small program that runs on the target for the life of a session.
+
+It is sent as source over the session's channel and started with the target's ``python3``
+(3.6 or newer; standard library only), so nothing is installed on the target. It reads requests
+(one JSON object per line) on stdin and writes frames on stdout (see ``agentproto``).
+
+Each command runs exactly as ``ssh host 'cmd'`` runs it: ``$SHELL -c cmd`` in the account's login
+shell, in a new session and process group of its own (``$$`` is that shell; ``kill -9 $$`` ends
+that command only), stdin from ``/dev/null``, stdout and stderr on fresh pipes of its own. When the
+shell exits, what is already in those pipes is forwarded and the pipes are closed, so output that
+a background job it left writes later never reaches another command. Timeouts and the output cap
+are enforced here too, so they hold even when the controller stalls. When stdin ends (session
+closed, controller killed, connection dropped) every process group the agent started is killed
+before it exits: nothing it started outlives the session (except what detached with ``setsid``).
+
+Run it locally to try it::
+
+    $ python3 pytest_psdirect/transports/agent.py
+    {"op": "run", "id": 1, "cmd": "echo hi", "timeout": 5, "max": 1000}
+"""
+# This file runs on the target's python3 (>= 3.6): no f-string '=' specifiers, no walrus,
+# no builtin generics in annotations, no third-party imports.
+
+import errno
+import fcntl
+import json
+import os
+import select
+import signal
+import sys
+import time
+from typing import Dict, List, Mapping, Optional, Set
+
+CHUNK = 65536
+OUT_HIGH_WATER = 1 << 20  # stop reading the command while this much waits for the controller
+#: Python ignores these; an ignored signal stays ignored across exec, so reset them for commands
+#: (``yes | head`` must end by SIGPIPE as it does under ssh).
+_DEFAULT_SIGNALS = [getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SIGCHLD", "SIGTERM",
+                                                       "SIGHUP", "SIGINT") if hasattr(signal, name)]
+
+
+class Command:
+    """The one command running now."""
+
+    def __init__(self, cid: int, pid: int, fds: Dict[int, int], deadline: float,
+                 limit: int) -> None:
+        self.cid = cid
+        self.pid = pid
+        self.fds = fds  # pipe read end -> stream number (1 stdout, 2 stderr)
+        self.deadline = deadline
+        self.limit = limit
+        self.count = 0
+        self.status: Optional[int] = None
+        self.why = "exit"
+
+
+class Agent:
+    """The request loop: one command at a time, frames out, every started group tracked."""
+
+    def __init__(self) -> None:
+        self.shell = os.environ.get("SHELL") or _passwd_shell()
+        self.inbuf = b""
+        self.outbuf = bytearray()
+        self.cmd: Optional[Command] = None
+        self.groups: Set[int] = set()
+        self.wake_r, wake_w = os.pipe()
+        for fd in (self.wake_r, wake_w):
+            _nonblocking(fd)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        _nonblocking(1)
+
+    # -- frames ---------------------------------------------------------------------------
+    def send(self, kind: str, cid: int, payload: bytes) -> None:
+        self.outbuf += ("%s %d %d\n" % (kind, cid, len(payload))).encode("ascii") + payload
+
+    def send_json(self, kind: str, cid: int, obj: object) -> None:
+        self.send(kind, cid, json.dumps(obj).encode("utf-8"))
+
+    def flush(self) -> None:
+        while self.outbuf:
+            try:
+                n = os.write(1, self.outbuf)
+            except OSError as exc:
+                if exc.errno == errno.EAGAIN:
+                    return
+                self.shutdown()  # the controller is gone
+            del self.outbuf[:n]
+
+    # -- requests ---------------------------------------------------------------------------
+    def on_request(self, req: Dict[str, object]) -> None:
+        op = req.get("op")
+        cid = int(req.get("id", 0))  # type: ignore[call-overload]
+        if op == "run":
+            if self.cmd is not None:
+                self.send_json("X", cid, {"rc": -1, "why": "busy", "msg": "a command is running"})
+                return
+            self.start(cid, req)
+        elif op == "kill" and self.cmd is not None and self.cmd.cid == cid:
+            self.kill(self.cmd, "killed")
+        elif op == "ping":
+            self.send_json("P", cid, {})
+
+    def start(self, cid: int, req: Dict[str, object]) -> None:
+        extra = req.get("env")
+        env = os.environ  # type: Mapping[str, str]
+        if extra:
+            env = dict(os.environ, **extra)  # type: ignore[arg-type]
+        cwd = req.get("cwd")
+        argv = [os.path.basename(self.shell), "-c", str(req["cmd"])]
+        out_r, out_w = os.pipe()  # os.pipe() fds are close-on-exec: only 0, 1, 2 reach the shell
+        err_r, err_w = os.pipe()
+        try:
+            pid = _spawn(self.shell, argv, env, out_w, err_w, None if cwd is None else str(cwd))
+        except OSError as exc:
+            for fd in (out_r, out_w, err_r, err_w):
+                os.close(fd)
+            msg = "cannot start %s: %s" % (exc.filename or self.shell, exc.strerror)
+            self.send_json("X", cid, {"rc": 127, "why": "spawn", "msg": msg})
+            return
+        os.close(out_w)
+        os.close(err_w)
+        for fd in (out_r, err_r):
+            _nonblocking(fd)
+        self.groups.add(pid)
+        timeout = float(req.get("timeout", 300))  # type: ignore[arg-type]
+        self.cmd = Command(cid, pid, {out_r: 1, err_r: 2}, time.monotonic() + timeout,
+                           int(req.get("max", 1 << 28)))  # type: ignore[call-overload]
+
+    def kill(self, cmd: Command, why: str) -> None:
+        if cmd.why == "exit":
+            cmd.why = why
+        _killpg(cmd.pid)
+
+    # -- the command's output and end -------------------------------------------------------
+    def pump(self, fd: int) -> int:
+        """Forward one chunk of ``fd``; return its size (0 at EOF or when nothing is there)."""
+        cmd = self.cmd
+        assert cmd is not None
+        try:
+            data = os.read(fd, CHUNK)
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN:
+                return 0
+            data = b""
+        if not data:
+            os.close(fd)
+            del cmd.fds[fd]
+            return 0
+        cmd.count += len(data)
+        if cmd.count > cmd.limit:
+            self.kill(cmd, "limit")
+            return 0
+        self.send(str(cmd.fds[fd]), cmd.cid, data)
+        return len(data)
+
+    def reap(self) -> None:
+        cmd = self.cmd
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if cmd is not None and pid == cmd.pid:
+                cmd.status = status
+
+    def finish(self) -> None:
+        """The shell exited: forward what its pipes already hold, close them, report."""
+        cmd = self.cmd
+        assert cmd is not None and cmd.status is not None
+        for fd in list(cmd.fds):
+            while fd in cmd.fds and cmd.why != "limit" and self.pump(fd) > 0:
+                pass
+            if fd in cmd.fds:  # no more for now: a background job may hold it; let go
+                os.close(fd)
+                del cmd.fds[fd]
+        status = cmd.status
+        rc = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+        self.send_json("X", cmd.cid, {"rc": rc, "why": cmd.why, "count": cmd.count})
+        self.cmd = None
+        self.groups = set(g for g in self.groups if _group_alive(g))
+
+    # -- the loop ---------------------------------------------------------------------------
+    def loop(self) -> None:
+        self.send_json("H", 0, {"pid": os.getpid(), "shell": self.shell,
+                                "python": "%d.%d" % sys.version_info[:2]})
+        while True:
+            cmd = self.cmd
+            readers = [0, self.wake_r]
+            if cmd is not None and len(self.outbuf) < OUT_HIGH_WATER and cmd.why == "exit":
+                readers += list(cmd.fds)
+            writers = [1] if self.outbuf else []
+            wait = 1.0
+            if cmd is not None and cmd.why == "exit":
+                wait = max(0.0, min(wait, cmd.deadline - time.monotonic()))
+            try:
+                readable, writable, _ = select.select(readers, writers, [], wait)
+            except InterruptedError:
+                continue
+            if writable:
+                self.flush()
+            if self.wake_r in readable:
+                _drain(self.wake_r)
+            self.reap()
+            cmd = self.cmd
+            if cmd is not None:
+                for fd in readable:
+                    if fd in cmd.fds and cmd.why == "exit":
+                        self.pump(fd)
+                if cmd.why == "exit" and time.monotonic() >= cmd.deadline:
+                    self.kill(cmd, "timeout")
+                if cmd.status is not None:
+                    self.finish()
+            if 0 in readable:
+                self.read_requests()
+
+    def read_requests(self) -> None:
+        try:
+            data = os.read(0, CHUNK)
+        except OSError:
+            data = b""
+        if not data:
+            self.shutdown()
+        self.inbuf += data
+        while b"\n" in self.inbuf:
+            line, _, self.inbuf = self.inbuf.partition(b"\n")
+            if line.strip():
+                self.on_request(json.loads(line.decode("utf-8")))
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Kill every process group this agent started, then exit."""
+        for group in self.groups:
+            _killpg(group)
+        os._exit(0)
+
+
+def _spawn(shell: str, argv: List[str], env: Mapping[str, str], out_w: int, err_w: int,
+           cwd: Optional[str]) -> int:
+    """Start the shell in a new session with the given pipes; return its PID (= its group)."""
+    if cwd is None and hasattr(os, "posix_spawn"):  # Python >= 3.8: vfork-fast
+        actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                   (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)]
+        return os.posix_spawn(shell, argv, env, file_actions=actions, setsid=True,
+                              setsigdef=_DEFAULT_SIGNALS)
+    pid = os.fork()
+    if pid == 0:  # the child: exits through execve or _exit, never returns
+        try:
+            os.setsid()
+            os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            for sig in _DEFAULT_SIGNALS:
+                signal.signal(sig, signal.SIG_DFL)
+            if cwd is not None:
+                os.chdir(cwd)
+            os.execve(shell, argv, env)
+        except OSError as exc:
+            os.write(2, ("%s: %s\n" % (exc.filename or shell, exc.strerror)).encode())
+        finally:
+            os._exit(127 if cwd is None else 1)
+    return pid
+
+
+def _passwd_shell() -> str:
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_shell or "/bin/sh"
+
+
+def _nonblocking(fd: int) -> None:
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, CHUNK):
+            pass
+    except OSError:
+        pass
+
+
+def _killpg(group: int) -> None:
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except OSError:
+        return False
+    return True
+
+
+def main() -> None:
+    Agent().loop()
+
+
+if __name__ == "__main__":
+    main()
