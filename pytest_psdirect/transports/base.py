@@ -21,7 +21,7 @@ from ..settings import Settings
 from ..targets import Target
 from .agentproto import agent_source, run_request
 from .executor import ShellExecutor, ShellPipes
-from .runner import AgentRunner, AgentUnavailable, OutputCallback
+from .runner import AgentGone, AgentRunner, AgentUnavailable, OutputCallback
 from .shellproto import Completed, compose
 
 log = logging.getLogger(__name__)
@@ -169,13 +169,19 @@ class ShellTransport(Transport):
             cwd: str | None = None, stream: OutputCallback | None = None) -> CommandResult:
         start = time.perf_counter()
         run_request(0, cmd, env=env, cwd=cwd, timeout=timeout, limit=0)  # refuse bad values now
-        runner = self._ensure_runner()
-        if runner is None:
-            done = self._exec_once(compose(cmd, env=env, cwd=cwd) if env or cwd else cmd, timeout)
-        else:
+        for attempt in (1, 2):
+            runner = self._ensure_runner()
+            if runner is None:
+                done = self._exec_once(compose(cmd, env=env, cwd=cwd) if env or cwd else cmd,
+                                       timeout)
+                break
             try:
                 done = runner.run(cmd, timeout=timeout, env=env, cwd=cwd,
                                   limit=self.settings.max_output, stream=stream)
+                break
+            except AgentGone:  # it died while idle and nothing ran: a new agent takes over
+                if attempt == 2 or not self.alive:
+                    raise
             except CommandTimeout:
                 if not runner.alive:
                     self._on_unresponsive()

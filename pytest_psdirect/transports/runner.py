@@ -38,6 +38,10 @@ class AgentUnavailable(PSDirectError):
     """The agent could not start (no python3 on the target...); ``detail`` is its stderr."""
 
 
+class AgentGone(SessionBroken):
+    """The agent had ended before a request reached it: nothing ran, the request can be retried."""
+
+
 class AgentRunner:
     """One agent on one target; one command at a time."""
 
@@ -65,6 +69,7 @@ class AgentRunner:
             log.warning("agent on %s: %s", self._label, exc)
         except Exception as exc:  # a closed channel may raise anything; it ends the stream
             log.debug("agent on %s: reader ended: %r", self._label, exc)
+        self.alive = False
         self._frames.put(None)
 
     def _read_stderr(self) -> None:
@@ -109,7 +114,7 @@ class AgentRunner:
         """Run ``cmd`` through the agent; output is collected (and passed to ``stream``)."""
         with self._lock:
             if not self.alive:
-                raise SessionBroken("the command agent has ended", target=self._label)
+                raise AgentGone("the command agent has ended", target=self._label)
             self._next += 1
             cid = self._next
             request = run_request(cid, cmd, env=env, cwd=cwd, timeout=timeout, limit=limit)
@@ -117,8 +122,8 @@ class AgentRunner:
                 self._pipes.write(request)
             except (OSError, EOFError) as exc:
                 self.close()
-                raise SessionBroken(f"cannot send to the command agent: {exc}",
-                                    target=self._label) from None
+                raise AgentGone(f"cannot send to the command agent: {exc}",
+                                target=self._label) from None
             return self._collect(cid, cmd, timeout, limit, stream)
 
     def _collect(self, cid: int, cmd: str, timeout: float, limit: int,
