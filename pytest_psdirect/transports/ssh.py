@@ -77,7 +77,9 @@ class _ChannelPipes:
         """Send EOF (the agent then kills what it started and exits), wait briefly, close."""
         with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
             self._chan.shutdown_write()
-        self._chan.status_event.wait(_CLOSE_WAIT)
+        transport = self._chan.get_transport()
+        if transport is not None and transport.is_active():
+            self._chan.status_event.wait(_CLOSE_WAIT)
         self._chan.close()
 
 
@@ -205,6 +207,8 @@ class SSHTransport(ShellTransport):
 
     def _on_unresponsive(self) -> None:
         log.warning("%s: the target stopped answering; dropping the connection", self.target)
+        if self._client is not None:
+            self._client.close()  # first: then nothing below waits on the dead peer
         self.close()
 
     def _spawn_shell(self) -> tuple[ShellPipes, Callable[[int], None]]:
