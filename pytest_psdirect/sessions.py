@@ -93,6 +93,11 @@ class TargetSession:
                 self._on_reopened(self)
         return self._transport
 
+    def ensure_open(self) -> None:
+        """Reopen a broken connection now (once per break), or raise why it cannot be."""
+        __tracebackhide__ = True
+        self._live_transport()
+
     def run(self, cmd: str, *args: object, timeout: float | None = None, check: bool = False,
             env: Mapping[str, str] | None = None, cwd: str | None = None,
             stream: OutputCallback | None = None) -> CommandResult:
@@ -233,6 +238,13 @@ class SessionPool:
 
         log.debug("opening session to %s", target)
         return TargetSession(target, connect(), connect, self._settings, self._on_opened)
+
+    def peek(self, target: Target) -> TargetSession | None:
+        """The session of ``target`` if one is open; raises the cached error of a failed open."""
+        with self._lock:
+            if target.url in self._failures:
+                raise self._failures[target.url]
+            return self._sessions.get(target.url)
 
     def close_all(self) -> None:
         """Close every session; errors are logged, never raised (teardown must finish)."""

@@ -37,6 +37,24 @@ def _pool(config: pytest.Config) -> SessionPool:
     return config.stash[POOL]
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A target whose connection broke is reopened before the test, not inside it; a target
+    that cannot be reached makes the test error at once with the plugin's own one-line reason."""
+    callspec = getattr(item, "callspec", None)
+    spec = callspec.params.get("_psdirect_target") if callspec else None
+    if not isinstance(spec, Target) or POOL not in item.config.stash:
+        return
+    try:
+        session = item.config.stash[POOL].peek(spec)
+        if session is not None:
+            session.ensure_open()
+    except PSDirectError as exc:
+        reason = str(exc)
+    else:
+        return
+    pytest.fail(reason, pytrace=False)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Close sessions even when the run was interrupted before fixture teardown."""
     if POOL in config.stash:
