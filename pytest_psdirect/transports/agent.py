@@ -32,6 +32,9 @@ import time
 from typing import Dict, List, Mapping, Optional, Set
 
 CHUNK = 65536
+#: The controller writes at least every 10 s (a ping when idle). Silence this long means it is
+#: gone without a word (a network partition: no EOF ever comes), so the agent ends everything.
+SILENCE_LIMIT = 45.0
 OUT_HIGH_WATER = 1 << 20  # stop reading the command while this much waits for the controller
 #: Python ignores these; an ignored signal stays ignored across exec, so reset them for commands
 #: (``yes | head`` must end by SIGPIPE as it does under ssh).
@@ -60,6 +63,7 @@ class Agent:
     def __init__(self) -> None:
         self.shell = os.environ.get("SHELL") or _passwd_shell()
         self.inbuf = b""
+        self.heard = time.monotonic()
         self.outbuf = bytearray()
         self.cmd: Optional[Command] = None
         self.groups: Set[int] = set()
@@ -101,7 +105,7 @@ class Agent:
         elif op == "kill" and self.cmd is not None and self.cmd.cid == cid:
             self.kill(self.cmd, "killed")
         elif op == "ping":
-            self.send_json("P", cid, {})
+            pass  # heard: that is all a ping is for
 
     def start(self, cid: int, req: Dict[str, object]) -> None:
         extra = req.get("env")
@@ -195,6 +199,8 @@ class Agent:
                 readers += list(cmd.fds)
             writers = [1] if self.outbuf else []
             wait = 1.0
+            if time.monotonic() - self.heard > SILENCE_LIMIT:
+                self.shutdown()
             if cmd is not None and cmd.why == "exit":
                 wait = max(0.0, min(wait, cmd.deadline - time.monotonic()))
             try:
@@ -225,6 +231,7 @@ class Agent:
             data = b""
         if not data:
             self.shutdown()
+        self.heard = time.monotonic()
         self.inbuf += data
         while b"\n" in self.inbuf:
             line, _, self.inbuf = self.inbuf.partition(b"\n")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_HEADER = re.compile(rb"^([HSX12P]) (\d{1,12}) (\d{1,12})$")
+_HEADER = re.compile(rb"^([HSX12]) (\d{1,12}) (\d{1,12})$")
 MAX_TIMEOUT = 7 * 24 * 3600.0
 
 
@@ -146,6 +146,11 @@ def run_request(cid: int, cmd: str, *, timeout: float, limit: int,
 def kill_request(cid: int) -> bytes:
     """Ask the agent to kill command ``cid`` (its whole process group)."""
     return json.dumps({"op": "kill", "id": cid}).encode("ascii") + b"\n"
+
+
+def ping_request() -> bytes:
+    """A keepalive: the agent ends itself after 45 s without hearing from the controller."""
+    return b'{"op": "ping", "id": 0}\n'
 
 
 def agent_source() -> bytes:

@@ -141,7 +141,9 @@ class ShellTransport(Transport):
         """Run one command in a process of its own (no agent)."""
 
     def _on_unresponsive(self) -> None:
-        """The agent stopped answering: drop the connection so the next call reopens it."""
+        """The agent stopped answering: drop it (SSH drops the connection, so the next call
+        reopens it and fails within the connect timeout if the host is gone)."""
+        self.close()
 
     def _ensure_runner(self) -> AgentRunner | None:
         if self._fallback is not None:

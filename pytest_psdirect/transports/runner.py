@@ -23,7 +23,14 @@ import time
 from collections.abc import Callable, Mapping
 
 from ..errors import CommandTimeout, OutputTooLarge, PSDirectError, SessionBroken
-from .agentproto import Frame, FrameParser, ProtocolError, kill_request, run_request
+from .agentproto import (
+    Frame,
+    FrameParser,
+    ProtocolError,
+    kill_request,
+    ping_request,
+    run_request,
+)
 from .executor import ShellPipes
 from .shellproto import Completed
 
@@ -31,6 +38,8 @@ log = logging.getLogger(__name__)
 #: How long past a command's timeout the controller waits for the agent's own report, and then
 #: again for the answer to its kill request, before it gives up on the agent.
 GRACE = 0.25
+#: Seconds between keepalive pings (the agent ends itself after 45 s without a word).
+PING_EVERY = 10.0
 OutputCallback = Callable[[int, bytes], None]
 
 
@@ -50,12 +59,16 @@ class AgentRunner:
         self._label = label
         self._frames: queue.Queue[Frame | None] = queue.Queue()
         self._stderr = bytearray()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one command at a time
+        self._write_lock = threading.Lock()  # requests and pings never interleave
+        self._stopped = threading.Event()
         self._next = 0
         self.alive = True
         self.info: dict[str, object] = {}
         threading.Thread(target=self._read_frames, daemon=True,
                          name=f"psdirect-agent-{label}").start()
+        threading.Thread(target=self._keepalive, daemon=True,
+                         name=f"psdirect-agent-ping-{label}").start()
         threading.Thread(target=self._read_stderr, daemon=True,
                          name=f"psdirect-agent-err-{label}").start()
 
@@ -71,6 +84,20 @@ class AgentRunner:
             log.debug("agent on %s: reader ended: %r", self._label, exc)
         self.alive = False
         self._frames.put(None)
+
+    def _keepalive(self) -> None:
+        while not self._stopped.wait(PING_EVERY):
+            try:
+                self._write(ping_request())
+            except (OSError, EOFError):
+                return
+            except Exception as exc:  # a closed channel may raise anything
+                log.debug("agent on %s: ping failed: %r", self._label, exc)
+                return
+
+    def _write(self, data: bytes) -> None:
+        with self._write_lock:
+            self._pipes.write(data)
 
     def _read_stderr(self) -> None:
         try:
@@ -119,7 +146,7 @@ class AgentRunner:
             cid = self._next
             request = run_request(cid, cmd, env=env, cwd=cwd, timeout=timeout, limit=limit)
             try:
-                self._pipes.write(request)
+                self._write(request)
             except (OSError, EOFError) as exc:
                 self.close()
                 raise AgentGone(f"cannot send to the command agent: {exc}",
@@ -142,8 +169,9 @@ class AgentRunner:
                         + (f": {self._stderr_text()}" if self._stderr else ""),
                         target=self._label, hint="it was killed on the target or the connection "
                         "dropped; the next command starts a new agent")
-                if asked_kill:
-                    self.close()
+                if asked_kill:  # the transport drops the connection (see _on_unresponsive)
+                    self.alive = False
+                    self._stopped.set()
                     raise CommandTimeout(
                         f"command timed out after {timeout:g}s and the target stopped answering",
                         target=self._label, command=cmd, timeout=timeout, stdout=out.getvalue(),
@@ -163,7 +191,7 @@ class AgentRunner:
 
     def _send_kill(self, cid: int) -> None:
         try:
-            self._pipes.write(kill_request(cid))
+            self._write(kill_request(cid))
         except (OSError, EOFError):
             self.alive = False
 
@@ -189,4 +217,5 @@ class AgentRunner:
     def close(self) -> None:
         """End the agent: closing its stdin makes it kill everything it started, then exit."""
         self.alive = False
+        self._stopped.set()
         self._pipes.close()

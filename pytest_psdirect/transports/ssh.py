@@ -285,15 +285,18 @@ class SSHTransport(ShellTransport):
     def _transfer(self, action: Callable[[paramiko.SFTPClient], object], what: str) -> None:
         try:
             action(self._sftp_client())
-        except (TimeoutError, EOFError):
+        except (TimeoutError, EOFError, paramiko.SSHException) as exc:
+            if isinstance(exc, paramiko.SSHException) and "imeout" not in str(exc):
+                raise FileTransferError(f"copy {what} failed: {exc}", target=self.target.url,
+                                        hint="check both paths and their permissions") from None
             self._sftp = None
             self._on_unresponsive()
             raise FileTransferError(
                 f"copy {what} stalled: nothing moved for {self.settings.connect_timeout:g}s",
                 target=self.target.url, hint="the host or the network may be down; the "
                 "session is reopened once on the next call") from None
-        except (OSError, paramiko.SSHException) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
             raise FileTransferError(f"copy {what} failed: {reason}", target=self.target.url,
                                     hint="check both paths and their permissions") from None
 
