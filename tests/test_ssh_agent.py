@@ -93,13 +93,13 @@ def test_agent_killed_on_the_host_is_replaced(session: TargetSession, host: LabH
 def test_copies_are_atomic_and_bounded_when_the_host_vanishes(session: TargetSession,
                                                               host: LabHost,
                                                               tmp_path: Path) -> None:
-    session.run("head -c 50000000 /dev/urandom > /tmp/psd-big")
+    session.run("head -c 50000000 /dev/urandom > /tmp/psd-{host.user}-big")
     local = tmp_path / "big"
     subprocess.run(["ip", "-n", host.netns, "link", "set", "eth0", "down"], check=True)
     try:
         start = time.monotonic()
-        with pytest.raises(FileTransferError, match="stalled|failed"):
-            session.get("/tmp/psd-big", str(local))
+        with pytest.raises(FileTransferError, match=r"stalled|failed"):
+            session.get(f"/tmp/psd-{host.user}-big", str(local))
         assert time.monotonic() - start < 5  # the stall bound is the connect timeout, 2 s
         assert list(tmp_path.iterdir()) == []  # no partial file, under any name
         start = time.monotonic()
@@ -114,15 +114,16 @@ def test_copies_are_atomic_and_bounded_when_the_host_vanishes(session: TargetSes
         subprocess.run(["ip", "-n", host.netns, "link", "set", "eth0", "up"], check=True)
 
 
-def test_failed_put_leaves_nothing_behind(session: TargetSession, tmp_path: Path) -> None:
+def test_failed_put_leaves_nothing_behind(session: TargetSession, host: LabHost,
+                                         tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.write_bytes(b"x" * 1000)
-    session.run("mkdir -p /tmp/psd-ro && chmod 500 /tmp/psd-ro")
+    session.run("mkdir -p /tmp/psd-{host.user}-ro && chmod 500 /tmp/psd-{host.user}-ro")
     with pytest.raises(FileTransferError):
-        session.put(str(src), "/tmp/psd-ro/f")
-    assert session.run("ls -A /tmp/psd-ro").stdout == ""
-    session.put(str(src), "/tmp/psd-put")
-    assert session.run("wc -c < /tmp/psd-put; ls -a /tmp | grep -c psdirect").stdout == "1000\n0\n"
+        session.put(str(src), f"/tmp/psd-{host.user}-ro/f")
+    assert session.run("ls -A /tmp/psd-{host.user}-ro").stdout == ""
+    session.put(str(src), f"/tmp/psd-{host.user}-put")
+    assert session.run("wc -c < /tmp/psd-{host.user}-put; ls -a /tmp | grep -c psdirect").stdout == "1000\n0\n"
 
 
 def test_a_vanished_host_costs_one_command_timeout(session: TargetSession, host: LabHost) -> None:
