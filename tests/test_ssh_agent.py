@@ -93,7 +93,7 @@ def test_agent_killed_on_the_host_is_replaced(session: TargetSession, host: LabH
 def test_copies_are_atomic_and_bounded_when_the_host_vanishes(session: TargetSession,
                                                               host: LabHost,
                                                               tmp_path: Path) -> None:
-    session.run("head -c 50000000 /dev/urandom > /tmp/psd-{host.user}-big")
+    session.run(f"head -c 50000000 /dev/urandom > /tmp/psd-{host.user}-big")
     local = tmp_path / "big"
     subprocess.run(["ip", "-n", host.netns, "link", "set", "eth0", "down"], check=True)
     try:
@@ -118,12 +118,13 @@ def test_failed_put_leaves_nothing_behind(session: TargetSession, host: LabHost,
                                          tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.write_bytes(b"x" * 1000)
-    session.run("mkdir -p /tmp/psd-{host.user}-ro && chmod 500 /tmp/psd-{host.user}-ro")
+    session.run(f"mkdir -p /tmp/psd-{host.user}-ro && chmod 500 /tmp/psd-{host.user}-ro")
     with pytest.raises(FileTransferError):
         session.put(str(src), f"/tmp/psd-{host.user}-ro/f")
-    assert session.run("ls -A /tmp/psd-{host.user}-ro").stdout == ""
+    assert session.run(f"ls -A /tmp/psd-{host.user}-ro").stdout == ""
     session.put(str(src), f"/tmp/psd-{host.user}-put")
-    assert session.run("wc -c < /tmp/psd-{host.user}-put; ls -a /tmp | grep -c psdirect").stdout == "1000\n0\n"
+    listing = session.run(f"wc -c < /tmp/psd-{host.user}-put; ls -a /tmp | grep -c psdirect")
+    assert listing.stdout == "1000\n0\n"
 
 
 def test_a_vanished_host_costs_one_command_timeout(session: TargetSession, host: LabHost) -> None:
