@@ -22,7 +22,6 @@ import logging
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -333,7 +332,7 @@ class SSHLab:
             files += [self.workdir / f"{h.name}.log" for h in self.state.hosts]
         for path in files:
             path.unlink(missing_ok=True)
-        if self.state.created_dir and not keep_logs:
+        if self.state.created_dir:
             with contextlib.suppress(OSError):
                 self.workdir.rmdir()  # only when empty: never a user's own files
 
@@ -363,24 +362,8 @@ def _uid(user: str) -> int | None:
 
 
 def _stop_pid(pid: int) -> None:
-    if pid <= 0:
-        return
-    for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                    return
-            except ChildProcessError:  # not our child (another process started the lab)
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    return
-            time.sleep(0.02)
+    if pid > 0 and (left := end_processes([pid], grace=3.0)):
+        log.warning("sshd PID %s survived SIGKILL", left)
 
 
 def _wait_port(address: str, port: int, timeout: float) -> None:
