@@ -105,10 +105,15 @@ def describe(pids: list[int]) -> str:
     return "; ".join(f"{pid}: {procs.cmdline(pid)}" for pid in pids) or "none"
 
 
-def kill_executor(host: LabHost, needle: str = "") -> list[int]:
-    """SIGKILL the lab user's non-sshd processes on ``host`` whose cmdline holds ``needle``."""
+def kill_executor(host: LabHost, needle: str = "", spare: str | None = None) -> list[int]:
+    """SIGKILL the lab user's non-sshd processes on ``host`` whose cmdline holds ``needle``.
+
+    ``spare``: leave processes whose cmdline holds it (e.g. the running command itself), so
+    only the executor (shell or agent) around it dies.
+    """
     victims = [pid for pid in user_pids(host)
-               if needle in procs.cmdline(pid) and not procs.cmdline(pid).startswith("sshd")]
+               if needle in (line := procs.cmdline(pid)) and not line.startswith("sshd")
+               and (spare is None or spare not in line)]
     for pid in victims:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -170,6 +175,11 @@ class Faults:
         """Undo :meth:`vanish` (the address comes back with the link)."""
         _ip("-n", host.netns, "link", "set", "eth0", "up")
         self._undo.remove(("-n", host.netns, "link", "set", "eth0", "up"))
+
+    def vanish_argv(self, host: LabHost) -> list[str]:
+        """The command that makes ``host`` vanish, for another process to run; undone here."""
+        self._undo.append(("-n", host.netns, "link", "set", "eth0", "up"))
+        return ["ip", "-n", host.netns, "link", "set", "eth0", "down"]
 
     def blackhole(self) -> str:
         """An unused address of the lab's subnet whose frames go to a MAC nobody has.
