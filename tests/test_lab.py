@@ -151,3 +151,20 @@ def test_a_busy_subnet_or_an_existing_user_is_refused_before_anything_is_built(
 def test_down_without_a_lab_says_so(tmp_path: Path) -> None:
     r = psdirect("lab", "down", "--dir", str(tmp_path))
     assert r.returncode == 1 and f"no lab recorded in {tmp_path}" in r.stderr
+
+
+def test_a_stale_record_is_cleaned_up_and_replaced(workdir: Path) -> None:
+    """A lab.json whose namespaces and sshd are gone (say, after a reboot) does not block up."""
+    workdir.mkdir()
+    stale = {"prefix": "psdstal", "subnet": "10.254.0", "bridge": "psdstalbr", "user": "nobody",
+             "created_user": False, "hosts": [{"name": "lab1", "netns": "psdstal-h1", "pid": 0,
+                                               "address": "10.254.0.11", "hardened": True}]}
+    (workdir / "lab.json").write_text(json.dumps(stale))
+    user = f"{LAB_USER}l5"
+    up = psdirect("lab", "up", "--dir", str(workdir), "--hosts", "1", "--user", user)
+    assert up.returncode == 0, up.stderr
+    assert json.loads((workdir / "lab.json").read_text())["prefix"] != "psdstal"
+    assert user_exists("nobody")  # the stale record did not create it, so it was not removed
+    down = psdirect("lab", "down", "--dir", str(workdir))
+    assert down.returncode == 0, down.stderr
+    assert not user_exists(user) and not (workdir / "lab.json").exists()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wrong_credential
+from conftest import CmdlineSampler, wrong_credential
 from pytest_psdirect import (
     AuthenticationFailed,
     CommandTimeout,
@@ -155,9 +155,11 @@ def test_testinfra_over_ssh(lab1: TargetSession) -> None:
 def test_no_secret_in_any_process_argv(lab_urls: list[str], ssh_lab: SSHLab,
                                        lab_password: Credential) -> None:
     settings = Settings(known_hosts=str(ssh_lab.known_hosts))
-    transport = _open(lab_urls[2], settings, lab_password)
-    try:
-        argv = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-        assert lab_password.secret.reveal() not in argv
-    finally:
-        transport.close()
+    with CmdlineSampler(lab_password.secret.reveal().encode(), environ=True) as sampler:
+        transport = _open(lab_urls[2], settings, lab_password)  # sampled while connecting,
+        try:                                                     # running and closing
+            transport.run("env; sleep 0.2", timeout=5)
+        finally:
+            transport.close()
+    assert sampler.samples > 3
+    assert sampler.hits == [], sampler.hits

@@ -6,6 +6,13 @@
 Needs root, iproute2 and openssh-server. Every PID, namespace and link the lab makes is recorded
 in ``lab.json`` and removed by :meth:`SSHLab.down` (never by process name).
 
+Decisions: ``up`` refuses a lab still running in the same folder (its keys and password stay
+valid; the error names ``psdirect lab down --dir X``) and cleans up a stale record; it refuses a
+user that already exists (it would otherwise change a real account's password); the subnet is
+picked under ``/run/psdirect-lab.lock`` so concurrent labs never share one. ``down`` ends every
+process in the lab's namespaces, then removes namespaces, links, ``/etc/netns/NS``, the user and
+the files it wrote, and checks each; ``/run/sshd`` (sshd's own privsep folder) is left in place.
+
 Example (as root)::
 
     lab = SSHLab(Path(".lab"), hosts=3)
