@@ -29,13 +29,14 @@ def _lab(args: argparse.Namespace) -> int:
         for host in hosts:
             print(f"{host.name}  {host.url}  {'hardened' if host.hardened else 'weak'}")
         print(f"inventory: {workdir / 'inventory.toml'}")
+        print(f"stop it:   psdirect lab down --dir {workdir}")
         print(f"try: pytest example_suites/linux_baseline --inventory {workdir / 'inventory.toml'}")
         return 0
     if not (workdir / "lab.json").exists():
         print(f"no lab recorded in {workdir}", file=sys.stderr)
         return 1
     SSHLab.load(workdir).down()
-    print("lab removed")
+    print("lab removed: processes, namespaces, links, user and files")
     return 0
 
 
@@ -59,9 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("action", choices=["up", "down"])
     lab.add_argument("--dir", default=".lab", help="where the lab keeps its files (default .lab)")
     lab.add_argument("--hosts", type=int, default=3, help="number of sshd hosts (default 3)")
-    lab.add_argument("--subnet", default="10.200.0",
-                     help="first three octets of the lab's /24 (default 10.200.0)")
-    lab.add_argument("--user", default="psdtest", help="the hosts' test user (default psdtest)")
+    lab.add_argument("--subnet", default=None,
+                     help="first three octets of the lab's /24 (default: the first free 10.N.0, "
+                          "N >= 200)")
+    lab.add_argument("--user", default="psdtest",
+                     help="the hosts' test user, created by the lab and removed by lab down; "
+                          "must not exist yet (default psdtest)")
     lab.set_defaults(func=_lab)
     run = sub.add_parser("run", help="run one shell command on a target")
     run.add_argument("target", help="target URL, e.g. local:// or ssh://user@host")

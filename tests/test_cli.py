@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import LAB_USER, require_lab
 from pytest_psdirect.cli import main
 
 
@@ -20,15 +21,12 @@ def test_run_bad_target_is_a_clear_error(capfd: pytest.CaptureFixture[str]) -> N
     assert "unknown scheme 'ftp'" in capfd.readouterr().err
 
 
-def test_lab_up_then_baseline_then_down(ssh_lab: object, tmp_path: Path) -> None:
-    """Depends on ssh_lab only so that it skips/fails exactly like the other lab tests."""
-    workdir = tmp_path / "clilab"
-    busy = subprocess.run(["psdirect", "lab", "up", "--dir", str(workdir)],
-                          capture_output=True, text=True, timeout=60)
-    assert busy.returncode == 2 and "subnet 10.200.0.0/24 is already in use" in busy.stderr
+def test_lab_up_then_baseline_then_down(tmp_path: Path) -> None:
+    """The README's lab walk-through: a free subnet is picked (none is hard-coded)."""
+    require_lab()
+    workdir, user = tmp_path / "clilab", f"{LAB_USER}cli"
     up = subprocess.run(["psdirect", "lab", "up", "--dir", str(workdir), "--hosts", "1",
-                         "--subnet", "10.201.0", "--user", "psdcli"],
-                        capture_output=True, text=True, timeout=60)
+                         "--user", user], capture_output=True, text=True, timeout=60)
     try:
         assert up.returncode == 0, up.stderr
         assert "hardened" in up.stdout
@@ -42,5 +40,5 @@ def test_lab_up_then_baseline_then_down(ssh_lab: object, tmp_path: Path) -> None
         down = subprocess.run(["psdirect", "lab", "down", "--dir", str(workdir)],
                               capture_output=True, text=True, timeout=60)
     assert down.returncode == 0 and "lab removed" in down.stdout
-    assert not (workdir / "lab.json").exists()
-    assert subprocess.run(["id", "psdcli"], capture_output=True).returncode != 0  # user removed
+    assert not workdir.exists()
+    assert subprocess.run(["id", user], capture_output=True).returncode != 0  # user removed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import subprocess
 import time
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wrong_credential
+from conftest import CmdlineSampler, wrong_credential
 from pytest_psdirect import (
     AuthenticationFailed,
     CommandTimeout,
@@ -104,7 +106,7 @@ def test_unreachable_host_is_bounded_by_the_connect_timeout(ssh_lab: SSHLab) -> 
 
 
 def test_timeout_kills_the_remote_command(lab1: TargetSession) -> None:
-    marker = "sleep 27.1828"
+    marker = f"sleep 27.{os.getpid()}"  # unique: other runs may share this machine
     with pytest.raises(CommandTimeout):
         lab1.run(marker, timeout=0.3)
     time.sleep(0.2)
@@ -128,8 +130,13 @@ def test_cut_connection_is_reopened_once(lab1: TargetSession, ssh_lab: SSHLab) -
 def test_put_get_over_sftp(lab1: TargetSession, tmp_path: Path) -> None:
     src = tmp_path / "blob"
     src.write_bytes(bytes(range(256)) * 400)
-    lab1.put(str(src), "/tmp/psd-blob")
-    lab1.get("/tmp/psd-blob", str(tmp_path / "back"))
+    remote = f"/tmp/psd-blob-{tmp_path.name}-{os.getpid()}"  # lab hosts share this /tmp
+    try:
+        lab1.put(str(src), remote)
+        lab1.get(remote, str(tmp_path / "back"))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(remote)
     assert (tmp_path / "back").read_bytes() == src.read_bytes()
     from pytest_psdirect import FileTransferError
 
@@ -148,9 +155,11 @@ def test_testinfra_over_ssh(lab1: TargetSession) -> None:
 def test_no_secret_in_any_process_argv(lab_urls: list[str], ssh_lab: SSHLab,
                                        lab_password: Credential) -> None:
     settings = Settings(known_hosts=str(ssh_lab.known_hosts))
-    transport = _open(lab_urls[2], settings, lab_password)
-    try:
-        argv = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-        assert lab_password.secret.reveal() not in argv
-    finally:
-        transport.close()
+    with CmdlineSampler(lab_password.secret.reveal().encode(), environ=True) as sampler:
+        transport = _open(lab_urls[2], settings, lab_password)  # sampled while connecting,
+        try:                                                     # running and closing
+            transport.run("env; sleep 0.2", timeout=5)
+        finally:
+            transport.close()
+    assert sampler.samples > 3
+    assert sampler.hits == [], sampler.hits

@@ -6,6 +6,13 @@
 Needs root, iproute2 and openssh-server. Every PID, namespace and link the lab makes is recorded
 in ``lab.json`` and removed by :meth:`SSHLab.down` (never by process name).
 
+Decisions: ``up`` refuses a lab still running in the same folder (its keys and password stay
+valid; the error names ``psdirect lab down --dir X``) and cleans up a stale record; it refuses a
+user that already exists (it would otherwise change a real account's password); the subnet is
+picked under ``/run/psdirect-lab.lock`` so concurrent labs never share one. ``down`` ends every
+process in the lab's namespaces, then removes namespaces, links, ``/etc/netns/NS``, the user and
+the files it wrote, and checks each; ``/run/sshd`` (sshd's own privsep folder) is left in place.
+
 Example (as root)::
 
     lab = SSHLab(Path(".lab"), hosts=3)
@@ -22,24 +29,21 @@ import logging
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..errors import PSDirectError
+from . import LabError
+from .procs import alive, end_processes, netns_pids, uid_pids
+from .subnet import check_subnet, free_subnet, lab_lock
 
 log = logging.getLogger(__name__)
 SSHD = "/usr/sbin/sshd"
 LAB_USER = "psdtest"
 _HARDENED = "PermitRootLogin no\nX11Forwarding no\nMaxAuthTries 3\n"
 _WEAK = "PermitRootLogin yes\nX11Forwarding yes\nMaxAuthTries 6\n"
-
-
-class LabError(PSDirectError):
-    """The lab could not be built on this machine."""
 
 
 @dataclass
@@ -68,6 +72,8 @@ class LabState:
     hosts: list[LabHost] = field(default_factory=list)
     created_user: bool = False
     user: str = LAB_USER
+    created_key: bool = False
+    created_dir: bool = False
 
 
 def missing_facilities() -> str | None:
@@ -84,29 +90,6 @@ def missing_facilities() -> str | None:
         return "this machine refuses 'ip netns add' (no network namespaces)"
     _ip("netns", "del", probe, check=False)
     return None
-
-
-def free_subnet(candidates: range = range(200, 250)) -> str:
-    """The first ``10.N.0`` /24 (N in ``candidates``) that no address or route here overlaps.
-
-    Checked against ``ip -4 addr`` and ``ip -4 route`` of this namespace, so a VPN, a docker
-    bridge or another lab that holds part of 10.0.0.0/8 is stepped over.
-    """
-    import ipaddress
-
-    used = []
-    for args in (("-4", "-o", "addr", "show"), ("-4", "route", "show", "table", "all")):
-        for line in _ip(*args, check=False).stdout.splitlines():
-            for word in line.split():
-                with contextlib.suppress(ValueError):
-                    if "/" in word or word[:1].isdigit():
-                        used.append(ipaddress.ip_network(word, strict=False))
-    for n in candidates:
-        net = ipaddress.ip_network(f"10.{n}.0.0/24")
-        if not any(net.overlaps(u) for u in used if u.prefixlen > 0):
-            return f"10.{n}.0"
-    raise LabError("no free 10.N.0.0/24 subnet for the lab (N = 200..249)",
-                   hint="pass --subnet with a free /24")
 
 
 def _run(*argv: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -129,7 +112,7 @@ class SSHLab:
         self.workdir = workdir.resolve()
         self.user = user
         self.count = hosts
-        self.subnet = subnet or free_subnet()
+        self.subnet = subnet  # None: the first free 10.N.0, picked under the lab lock by up()
         self.state_file = self.workdir / "lab.json"
         self.password = ""
         self.state: LabState | None = None
@@ -152,21 +135,30 @@ class SSHLab:
         return self.workdir / "inventory.toml"
 
     def up(self, ready_timeout: float = 15.0) -> list[LabHost]:
-        """Build the lab; on any failure, remove what was built and raise LabError."""
+        """Build the lab; on any failure, remove what was built and raise LabError.
+
+        A lab still running in the same folder is refused (its host keys and password stay
+        valid); a stale record whose namespaces and sshd are gone is cleaned up first.
+        """
         why = missing_facilities()
         if why:
             raise LabError(why, hint="run as root on Debian with iproute2 and openssh-server")
         if self.state_file.exists():
-            SSHLab.load(self.workdir).down()
-        if _ip("-4", "-o", "addr", "show", "to", f"{self.subnet}.0/24").stdout.strip():
-            raise LabError(f"subnet {self.subnet}.0/24 is already in use on this machine "
-                           "(another lab?)", hint="take that lab down or pick another --subnet")
+            self._clear_stale_record()
+        created_dir = not self.workdir.exists()
         self.workdir.mkdir(parents=True, exist_ok=True)
         prefix = f"psd{secrets.token_hex(2)}"
-        self.state = LabState(prefix=prefix, subnet=self.subnet, bridge=f"{prefix}br", user=self.user)
+        self.state = LabState(prefix=prefix, subnet="", bridge=f"{prefix}br", user=self.user,
+                              created_dir=created_dir)
         try:
-            self._prepare_user()
-            self._network()
+            with lab_lock():  # pick + bridge address as one step: a concurrent lab sees it
+                if self.subnet is None:
+                    self.subnet = free_subnet()
+                else:
+                    check_subnet(self.subnet)
+                self.state.subnet = self.subnet
+                self._prepare_user()
+                self._network()
             for host in self.state.hosts:
                 self._start_sshd(host)
             self._save()
@@ -174,20 +166,44 @@ class SSHLab:
                 _wait_port(host.address, 22, ready_timeout)
             self._write_client_files()
         except BaseException:
-            self.down()
+            self.down(keep_logs=True)
             raise
         return self.state.hosts
+
+    def running(self) -> bool:
+        """True when any recorded namespace or sshd of this lab still exists."""
+        if self.state is None:
+            return False
+        names = set(_ip("netns", "list", check=False).stdout.split())
+        return any(h.netns in names or alive(h.pid) for h in self.state.hosts)
+
+    def _clear_stale_record(self) -> None:
+        old = SSHLab.load(self.workdir)
+        assert old.state is not None
+        if old.running():
+            raise LabError(
+                f"a lab is already running in {self.workdir} (subnet {old.state.subnet}.0/24, "
+                f"user {old.state.user}, {len(old.state.hosts)} hosts)",
+                hint=f"use it as it is ({old.inventory_file}), or take it down first: "
+                     f"psdirect lab down --dir {self.workdir}")
+        log.info("lab record in %s is stale (nothing running); removing its leftovers", self.workdir)
+        old.down()
 
     def _prepare_user(self) -> None:
         assert self.state is not None
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
         user = self.user
-        if _run("id", user, check=False).returncode != 0:
-            _run("useradd", "--create-home", "--shell", "/bin/sh", user)
-            self.state.created_user = True
+        if _run("id", user, check=False).returncode == 0:
+            raise LabError(f"user {user!r} already exists on this machine (another lab, a leftover "
+                           "or a real account); the lab will not change its password",
+                           hint="pass --user with a new name, or 'psdirect lab down --dir DIR' "
+                                "the lab that created it")
+        _run("useradd", "--create-home", "--shell", "/bin/sh", user)
+        self.state.created_user = True
         self.password = secrets.token_urlsafe(18)
         _run("chpasswd", stdin=f"{user}:{self.password}\n")  # via stdin, never argv
         if not self.key_file.exists():
+            self.state.created_key = True
             _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "psdirect-lab",
                  "-f", str(self.key_file))
         ssh_dir = Path(f"~{user}").expanduser() / ".ssh"
@@ -270,43 +286,91 @@ class SSHLab:
         lab.count, lab.subnet, lab.user = len(hosts), lab.state.subnet, lab.state.user
         return lab
 
-    def down(self) -> None:
-        """Stop exactly the recorded sshd PIDs, delete namespaces, links and per-host files."""
+    def down(self, keep_logs: bool = False) -> None:
+        """End every process of the lab, then remove its namespaces, links, user and files.
+
+        Order matters: the recorded sshd PIDs, then every process left in each namespace
+        (session processes, users' commands and background jobs, found with ``ip netns pids``),
+        then the namespaces and links, then the user (``userdel`` refuses while it has
+        processes). Every step is verified; what could not be undone is raised as LabError and
+        ``lab.json`` is kept so that ``lab down`` can be run again.
+        """
         st = self.state
         if st is None:
             return
+        problems: list[str] = []
         for host in st.hosts:
             _stop_pid(host.pid)
+        for host in st.hosts:
+            if left := end_processes(netns_pids(host.netns)):
+                problems.append(f"PIDs {left} in namespace {host.netns} survived SIGKILL")
+        for host in st.hosts:
             _ip("netns", "del", host.netns, check=False)
             shutil.rmtree(Path("/etc/netns") / host.netns, ignore_errors=True)
-        _ip("link", "del", st.bridge, check=False)
         for i in range(1, len(st.hosts) + 1):
             _ip("link", "del", f"{st.prefix}v{i}", check=False)
+        _ip("link", "del", st.bridge, check=False)
+        problems += self._leftover_network()
         if st.created_user:
-            _run("userdel", "--remove", st.user, check=False)
-        self.state_file.unlink(missing_ok=True)
+            problems += _remove_user(st.user)
+        if problems:
+            raise LabError("lab down could not undo everything: " + "; ".join(problems),
+                           hint=f"fix the above, then run 'psdirect lab down --dir {self.workdir}' again")
+        self._remove_files(keep_logs)
         self.state = None
+
+    def _leftover_network(self) -> list[str]:
+        assert self.state is not None
+        st = self.state
+        names = set(_ip("netns", "list", check=False).stdout.split())
+        left = [f"namespace {h.netns}" for h in st.hosts if h.netns in names]
+        links = _ip("-o", "link", "show", check=False).stdout
+        left += [f"link {name}" for name in (st.bridge, *(f"{st.prefix}v{i}"
+                                             for i in range(1, len(st.hosts) + 1)))
+                 if f" {name}:" in links or f" {name}@" in links]
+        return [f"{what} still exists" for what in left]
+
+    def _remove_files(self, keep_logs: bool) -> None:
+        assert self.state is not None
+        files = [self.credentials_file, self.inventory_file, self.known_hosts, self.state_file]
+        if self.state.created_key:
+            files += [self.key_file, self.key_file.with_suffix(".pub")]
+        if not keep_logs:
+            files += [self.workdir / f"{h.name}.log" for h in self.state.hosts]
+        for path in files:
+            path.unlink(missing_ok=True)
+        if self.state.created_dir:
+            with contextlib.suppress(OSError):
+                self.workdir.rmdir()  # only when empty: never a user's own files
+
+
+def _remove_user(user: str) -> list[str]:
+    """Delete the lab's user; its processes in the lab namespaces were ended before."""
+    uid = _uid(user)
+    if uid is None:
+        return []
+    deadline = time.monotonic() + 5  # killed processes linger as zombies until init reaps them
+    while (left := uid_pids(uid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if others := [pid for pid in left if alive(pid)]:  # outside the lab's namespaces: not ours
+        return [f"user {user} still has processes outside the lab (PIDs {others}): end them, "
+                f"then 'userdel --remove {user}'"]
+    if left:
+        return [f"user {user} still has zombie processes {left} that their parent did not reap"]
+    proc = _run("userdel", "--remove", user, check=False)
+    if _uid(user) is not None:
+        return [f"userdel {user} failed: {proc.stderr.strip()}"]
+    return []
+
+
+def _uid(user: str) -> int | None:
+    proc = _run("id", "-u", user, check=False)
+    return int(proc.stdout) if proc.returncode == 0 else None
 
 
 def _stop_pid(pid: int) -> None:
-    if pid <= 0:
-        return
-    for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                    return
-            except ChildProcessError:  # not our child (another process started the lab)
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    return
-            time.sleep(0.02)
+    if pid > 0 and (left := end_processes([pid], grace=3.0)):
+        log.warning("sshd PID %s survived SIGKILL", left)
 
 
 def _wait_port(address: str, port: int, timeout: float) -> None:
