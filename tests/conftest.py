@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import secrets
 import signal
 import subprocess
 import threading
@@ -20,7 +21,8 @@ from pytest_psdirect.lab import procs
 from pytest_psdirect.lab.sshlab import LabHost, SSHLab, missing_facilities
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-LAB_USER = os.environ.get("PSDIRECT_LAB_USER", "psdtest")  # tests' own labs add a suffix
+# a new user per run by default, so a run killed before its teardown never blocks the next one
+LAB_USER = os.environ.get("PSDIRECT_LAB_USER") or f"psd{secrets.token_hex(3)}"
 
 
 def require_lab() -> None:

@@ -102,7 +102,9 @@ def test_a_host_vanishing_mid_run_costs_one_command_and_one_connect_timeout(
     for index, (seconds, message) in later.items():
         assert host.url in message and any(name in message for name in PLUGIN_ERRORS), message
         assert "paramiko" not in message and "SSHException" not in message, message
-        assert seconds < 0.5, f"test {index} of the vanished target took {seconds:.2f}s, not at once"
+        # test 6 makes the one reopen attempt (bounded by the connect timeout); then at once
+        bound = 2 + 0.5 if index == 6 else 0.5
+        assert seconds < bound, f"test {index} of the vanished target took {seconds:.2f}s"
 
 
 def test_connection_reset_mid_command_is_reported_at_once(ssh_lab: SSHLab, host: LabHost,

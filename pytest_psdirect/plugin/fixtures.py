@@ -49,7 +49,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if session is not None:
             session.ensure_open()
     except PSDirectError as exc:
-        reason = str(exc)
+        reason = f"{type(exc).__name__}: {exc}"
     else:
         return
     pytest.fail(reason, pytrace=False)
@@ -90,7 +90,7 @@ def target(make_session: SessionPool, target_spec: Target) -> TargetSession:
     try:
         return make_session.get(target_spec)
     except PSDirectError as exc:
-        reason = str(exc)
+        reason = f"{type(exc).__name__}: {exc}"
     pytest.fail(reason, pytrace=False)  # outside except: no chained traceback
 
 

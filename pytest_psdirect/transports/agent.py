@@ -132,6 +132,7 @@ class Agent:
         timeout = float(req.get("timeout", 300))  # type: ignore[arg-type]
         self.cmd = Command(cid, pid, {out_r: 1, err_r: 2}, time.monotonic() + timeout,
                            int(req.get("max", 1 << 28)))  # type: ignore[call-overload]
+        self.send("S", cid, b"%d" % pid)
 
     def kill(self, cmd: Command, why: str) -> None:
         if cmd.why == "exit":
@@ -184,9 +185,10 @@ class Agent:
                 del cmd.fds[fd]
         status = cmd.status
         rc = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
-        self.send_json("X", cmd.cid, {"rc": rc, "why": cmd.why, "count": cmd.count})
         self.cmd = None
         self.groups = set(g for g in self.groups if _group_alive(g))
+        self.send_json("X", cmd.cid, {"rc": rc, "why": cmd.why, "count": cmd.count,
+                                      "groups": sorted(self.groups)})
 
     # -- the loop ---------------------------------------------------------------------------
     def loop(self) -> None:

@@ -4,9 +4,10 @@ Requests are one JSON object per line. Frames back are an ASCII header ``KIND ID
 followed by exactly ``LENGTH`` payload bytes, so output needs no escaping and no marker scanning:
 a command can print anything (binary, fake headers) without confusing the framing.
 
-Kinds: ``H`` hello (JSON: pid, shell, python), ``S`` started (JSON: pid of the command's group),
-``1``/``2`` a chunk of stdout/stderr, ``X`` exit (JSON: rc, why = exit | timeout | limit |
-killed | spawn | busy, msg).
+Kinds: ``H`` hello (JSON: pid, shell, python), ``S`` started (the command's PID = its process
+group, in ASCII), ``1``/``2`` a chunk of stdout/stderr, ``X`` exit (JSON: rc, why = exit |
+timeout | limit | killed | spawn | busy, msg, groups = the process groups the agent started that
+still have members, e.g. background jobs).
 
 Example::
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from ..credentials.secret import Credential
-from ..errors import CommandTimeout, SessionBroken, UnsupportedOperation
+from ..errors import CommandTimeout, PSDirectError, SessionBroken, UnsupportedOperation
 from ..results import CommandResult
 from ..settings import Settings
 from ..targets import Target
@@ -140,6 +140,19 @@ class ShellTransport(Transport):
     def _exec_once(self, cmd: str, timeout: float) -> Completed:
         """Run one command in a process of its own (no agent)."""
 
+    def _kill_groups(self, groups: list[int]) -> None:
+        """Kill process groups on the target (the agent died without ending them)."""
+
+    def _on_agent_lost(self, runner: AgentRunner) -> None:
+        if runner.groups:
+            log.warning("%s: the command agent died; killing the %d process group(s) it left",
+                        self.target, len(runner.groups))
+            try:
+                self._kill_groups(sorted(runner.groups))
+            except (PSDirectError, OSError) as exc:
+                log.warning("%s: could not kill them: %s", self.target, exc)
+            runner.groups.clear()
+
     def _on_unresponsive(self) -> None:
         """The agent stopped answering: drop it (SSH drops the connection, so the next call
         reopens it and fails within the connect timeout if the host is gone)."""
@@ -152,6 +165,7 @@ class ShellTransport(Transport):
             return self._runner
         if self._runner is not None:
             log.info("%s: the command agent ended while idle; starting a new one", self.target)
+            self._on_agent_lost(self._runner)
         source = agent_source()
         runner = AgentRunner(self._spawn_agent(source), label=self.target.url)
         try:
@@ -182,8 +196,12 @@ class ShellTransport(Transport):
                                   limit=self.settings.max_output, stream=stream)
                 break
             except AgentGone:  # it died while idle and nothing ran: a new agent takes over
+                self._on_agent_lost(runner)
                 if attempt == 2 or not self.alive:
                     raise
+            except SessionBroken:  # it died while running this command
+                self._on_agent_lost(runner)
+                raise
             except CommandTimeout:
                 if not runner.alive:
                     self._on_unresponsive()

@@ -86,6 +86,10 @@ class LocalTransport(ShellTransport):
     def alive(self) -> bool:
         return True
 
+    def _kill_groups(self, groups: list[int]) -> None:
+        for group in groups:
+            _kill_group(group)
+
     def _spawn_agent(self, source: bytes) -> ShellPipes:
         proc = subprocess.Popen([sys.executable, "-c", bootstrap_code(len(source))],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,

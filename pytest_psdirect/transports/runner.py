@@ -63,6 +63,9 @@ class AgentRunner:
         self._write_lock = threading.Lock()  # requests and pings never interleave
         self._stopped = threading.Event()
         self._next = 0
+        #: process groups this agent started that may still have members (commands, background
+        #: jobs): what the transport kills itself if the agent dies without doing so
+        self.groups: set[int] = set()
         self.alive = True
         self.info: dict[str, object] = {}
         threading.Thread(target=self._read_frames, daemon=True,
@@ -182,12 +185,18 @@ class AgentRunner:
                 continue
             if frame.cid != cid:
                 continue  # a late frame of an earlier command
-            if frame.kind in ("1", "2"):
+            if frame.kind == "S":
+                self.groups.add(int(frame.payload))
+            elif frame.kind in ("1", "2"):
                 (out if frame.kind == "1" else err).write(frame.payload)
                 if stream is not None:
                     stream(int(frame.kind), frame.payload)
             elif frame.kind == "X":
-                return self._finish(frame.json(), cid, cmd, timeout, limit, out, err)
+                info = frame.json()
+                live = info.get("groups")
+                if isinstance(live, list):
+                    self.groups = {g for g in live if isinstance(g, int)}
+                return self._finish(info, cid, cmd, timeout, limit, out, err)
 
     def _send_kill(self, cid: int) -> None:
         try:

@@ -214,6 +214,12 @@ class SSHTransport(ShellTransport):
     def _spawn_shell(self) -> tuple[ShellPipes, Callable[[int], None]]:
         return _ChannelPipes(self._channel("exec /bin/sh")), self._kill_group
 
+    def _kill_groups(self, groups: list[int]) -> None:
+        # one exec channel; groups already gone only make kill complain (ignored)
+        chan = self._channel("kill -s KILL -- " + " ".join(f"-{int(g)}" for g in groups))
+        chan.status_event.wait(self.settings.connect_timeout)
+        chan.close()
+
     def _kill_group(self, pgid: int) -> None:
         # sshd runs each session in its own process group (setsid), so this ends the
         # executor and every command it started.
