@@ -13,7 +13,7 @@ import pytest
 
 from pytest_psdirect.lab.sshlab import SSHLab
 
-SUITE = Path(__file__).parent / "parity" / "test_parity_suite.py"
+SUITE = Path(__file__).parent / "parity" / "parity_suite.py"  # not test_*: only run from here
 
 
 @pytest.fixture
