@@ -1,14 +1,15 @@
 """The pytest plugin (entry point ``pytest11: psdirect``): options, hooks, parametrization.
 
-Every test that uses the ``target`` fixture runs once per target; the test id and the
-``xdist_group`` are the target's canonical URL, so under ``-n`` each target's tests stay on one
-worker (``--dist loadgroup`` becomes the default) and one session per target serves them all.
+Every test that uses the ``target`` fixture runs once per target; the test id is the target's
+canonical URL. Under ``-n`` (without an explicit ``--dist``) each target's tests stay on one worker
+(:class:`~.xdist_sched.TargetScheduling`), so one session per target serves them all, and test ids
+stay exactly what they are without ``-n``.
+
+pytest-psdirect replaces pytest-testinfra's pytest plugin, whichever of the two pytest loads first;
+see :mod:`.testinfra_compat`.
 """
 
 from __future__ import annotations
-
-from collections.abc import Generator
-from typing import Any
 
 import pytest
 
@@ -16,57 +17,30 @@ from .. import hookspecs
 from ..errors import PSDirectError
 from ..targets import Target, parse_target
 from ..transports import TransportRegistry
+from . import testinfra_compat
 from .credentials import ExplicitProviders, FallbackProviders
 from .options import addoptions, read_selection, read_settings
 from .report import TargetReport
 from .state import REGISTRY, SELECTION, SETTINGS, NoTarget
 
 #: fixtures and pytest_unconfigure live in their own module, loaded as a plugin by pytest.
-pytest_plugins = ["pytest_psdirect.plugin.fixtures"]
-
-
-
-TESTINFRA_PLUGIN = "pytest11.testinfra"
+pytest_plugins = ["pytest_psdirect.plugin.fixtures", "pytest_psdirect.plugin.xdist_sched"]
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
-    # testinfra's own plugin would fight over --hosts and the ``host`` fixture; ours provides
-    # ``host`` as target.testinfra, so testinfra suites run unchanged over our sessions.
-    pluginmanager.set_blocked(TESTINFRA_PLUGIN)
+    testinfra_compat.claim_slots(pluginmanager)  # testinfra's plugin: out now, never in later
+    pluginmanager.register(testinfra_compat, "psdirect-testinfra")  # its --nagios hooks
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    testinfra_compat.retire_options(parser, pluginmanager)  # if testinfra's registered first
     addoptions(parser)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_cmdline_main(config: pytest.Config) -> Generator[None, object, object]:
-    """Under ``-n``, default to ``--dist loadgroup`` so each target stays on one worker."""
-    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "") == "no":
-        config.option.dist = "loadgroup"
-    return (yield)
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:
-    """xdist workers re-parse argv, so tell them the controller chose ``loadgroup``."""
-    node.workerinput["psdirect_loadgroup"] = node.config.getoption("dist") == "loadgroup"
-
-
-def xdist_group(target: Target) -> str:
-    """Group name of a target; xdist splits a node id's group at the last ``@``, so no ``@``.
-
-    >>> xdist_group(parse_target("ssh://admin@web01"))
-    'ssh://admin%40web01'
-    """
-    return target.url.replace("@", "%40")
+    testinfra_compat.addoptions(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput and workerinput.get("psdirect_loadgroup"):
-        config.option.loadgroup = True
+    testinfra_compat.configure(config)
     config.addinivalue_line(
         "markers", "targets(*urls_or_names, tags=()): run this test against these targets "
                    "(URLs or inventory names) or only those with all the given tags")
@@ -91,13 +65,28 @@ def _marker_targets(config: pytest.Config, mark: pytest.Mark) -> list[Target]:
     return [t for t in chosen if wanted <= t.tags]
 
 
+def _module_targets(metafunc: pytest.Metafunc) -> list[Target]:
+    """``testinfra_hosts`` of the module if it has one (and no option names targets), else ours."""
+    config = metafunc.config
+    targets = testinfra_compat.module_targets(metafunc)
+    if targets is None:
+        return list(config.stash[SELECTION].targets)
+    schemes = config.stash[REGISTRY].schemes()
+    for target in targets:
+        if target.scheme not in schemes:
+            raise pytest.UsageError(
+                f"{metafunc.module.__name__}: testinfra_hosts: {target.url}: no transport for "
+                f"{target.scheme}:// targets in this version (available: {', '.join(schemes)})")
+    return targets
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "_psdirect_target" not in metafunc.fixturenames:
         return
     config = metafunc.config
     mark = metafunc.definition.get_closest_marker("targets")
     try:
-        targets = _marker_targets(config, mark) if mark else list(config.stash[SELECTION].targets)
+        targets = _marker_targets(config, mark) if mark else _module_targets(metafunc)
     except PSDirectError as exc:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: @pytest.mark.targets: {exc}") from None
     if not targets:
@@ -106,5 +95,5 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                "psdirect_hosts in the ini file, or mark the test with @pytest.mark.targets")
         params = [pytest.param(NoTarget(why), id="no-target")]
     else:
-        params = [pytest.param(t, id=t.url, marks=pytest.mark.xdist_group(xdist_group(t))) for t in targets]
+        params = [pytest.param(t, id=t.url) for t in targets]
     metafunc.parametrize("_psdirect_target", params, indirect=True, scope="session")

@@ -15,6 +15,7 @@ from ..errors import PSDirectError
 from ..sessions import SessionPool, TargetSession
 from ..targets import Target
 from .state import POOL, REGISTRY, SETTINGS, NoTarget
+from .testinfra_compat import testinfra_host
 
 
 def _pool(config: pytest.Config) -> SessionPool:
@@ -95,6 +96,6 @@ def target(make_session: SessionPool, target_spec: Target) -> TargetSession:
 
 
 @pytest.fixture(scope="session")
-def host(target: TargetSession) -> testinfra.host.Host:
+def host(target: TargetSession, pytestconfig: pytest.Config) -> testinfra.host.Host:
     """testinfra's ``host`` fixture, over our session: existing testinfra suites run unchanged."""
-    return target.testinfra
+    return testinfra_host(target, pytestconfig)  # with --sudo/--sudo-user if given

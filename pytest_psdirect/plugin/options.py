@@ -7,7 +7,6 @@ inventory is a ``pytest.UsageError`` naming the bad value, before any test is co
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,14 +33,11 @@ def _seconds(text: str) -> float:
 def addoptions(parser: pytest.Parser) -> None:
     """Register the psdirect option group and ini keys."""
     group = parser.getgroup("psdirect", "pytest-psdirect: targets, credentials, sessions")
-    # testinfra's plugin, when it registered before ours, already defines --hosts and
-    # --ssh-config with the same dest names; we then read its values (a comma-separated string).
-    with contextlib.suppress(argparse.ArgumentError, ValueError):
-        group.addoption("--hosts", action="append", default=[], metavar="URLS",
-                        help="comma-separated target URLs, e.g. 'ssh://admin@10.0.0.5,local://' "
-                             "(repeatable; schemes: local, ssh)")
-    with contextlib.suppress(argparse.ArgumentError, ValueError):
-        group.addoption("--ssh-config", metavar="PATH", help="OpenSSH client config to read")
+    # testinfra's plugin defines these too; testinfra_compat has removed its options by now.
+    group.addoption("--hosts", action="append", default=[], metavar="URLS",
+                    help="comma-separated target URLs, e.g. 'ssh://admin@10.0.0.5,local://' "
+                         "(repeatable; schemes: local, ssh)")
+    group.addoption("--ssh-config", metavar="PATH", help="OpenSSH client config to read")
     group.addoption("--ssh-host", action="append", default=[], metavar="USER@HOST[:PORT]",
                     help="an SSH target (repeatable)")
     group.addoption("--inventory", metavar="FILE", help="TOML inventory of named targets")

@@ -1,0 +1,71 @@
+"""Under ``pytest -n N``: all tests of one target on one worker, with the test ids of a plain run.
+
+xdist's ``--dist loadgroup`` would group by ``xdist_group`` marks, but its workers append
+``@group`` to every marked node id, which changes test ids and JUnit names between runs with and
+without ``-n``. So when ``-n`` is given without ``--dist``, the plugin schedules with
+:class:`TargetScheduling` instead: the group of a test is the target URL in its id, read back from
+the node id; tests with no target id are grouped by module, as ``--dist loadscope`` does.
+An explicit ``--dist`` is left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+from xdist.scheduler import LoadScopeScheduling
+
+from ..targets import KNOWN_SCHEMES
+from .state import SELECTION
+
+BY_TARGET = pytest.StashKey[bool]()
+#: A target URL inside a parametrized id: after ``[`` or ``-``, up to the next ``-`` or ``]``.
+_URL = re.compile(rf"(?:\[|-)((?:{'|'.join(re.escape(s) for s in KNOWN_SCHEMES)})://.*?)(?=-|\]$)")
+
+
+def target_of(nodeid: str, known: tuple[str, ...] = ()) -> str | None:
+    """The target URL in a node id: the longest of ``known`` found there, else the first URL.
+
+    >>> target_of("t.py::test_a[ssh://u@web-1-permitrootlogin-no]", ("ssh://u@web-1",))
+    'ssh://u@web-1'
+    >>> target_of("t.py::test_a[local://]"), target_of("t.py::test_a[1]")
+    ('local://', None)
+    """
+    _, bracket, params = nodeid.partition("[")
+    if not bracket:
+        return None
+    params = "[" + params
+    for url in sorted(known, key=len, reverse=True):
+        if re.search(rf"(?:\[|-){re.escape(url)}(?=-|\]$)", params):
+            return url
+    match = _URL.search(params)
+    return match.group(1) if match else None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Generator[None, object, object]:
+    """``-n`` without ``--dist``: schedule by target (xdist would pick ``load`` otherwise)."""
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "") == "no":
+        config.option.dist = "load"
+        config.stash[BY_TARGET] = True
+    return (yield)
+
+
+class TargetScheduling(LoadScopeScheduling):  # type: ignore[misc]  # subclassing untyped xdist
+    """``--dist loadscope`` whose scope is the test's target."""
+
+    def __init__(self, config: pytest.Config, log: Any = None) -> None:
+        super().__init__(config, log)
+        selection = config.stash.get(SELECTION, None)
+        self.known = tuple(t.url for t in selection.targets) if selection else ()
+
+    def _split_scope(self, nodeid: str) -> str:
+        url = target_of(nodeid, self.known)
+        return f"target {url}" if url else str(super()._split_scope(nodeid))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> TargetScheduling | None:
+    return TargetScheduling(config, log) if config.stash.get(BY_TARGET, False) else None
