@@ -214,7 +214,8 @@ def test_exit_status(session: TargetSession) -> None:
 
 def test_late_output_of_a_background_job_never_reaches_the_next_command(
         session: TargetSession) -> None:
-    first = session.run("(sleep 1; echo late; echo late-err >&2) & echo now", timeout=10)
+    first = session.run("(sleep 1; echo late; echo late-err >&2) >/dev/null 2>&1 & echo now",
+                        timeout=10)  # redirected, as under ssh, or the command waits for it
     assert first.rc == 0 and first.stdout.startswith("now\n")
     time.sleep(1.5)
     second = session.run("echo second", timeout=10)
@@ -226,7 +227,7 @@ def test_background_job_outlives_the_command_but_not_the_session(where: Where) -
     marker = f"sleep 100.{secrets.randbelow(10**6):06d}"
     where.markers.append(marker)
     start = time.monotonic()
-    r = session.run(f"{marker} & echo started", timeout=10)
+    r = session.run(f"{marker} >/dev/null 2>&1 & echo started", timeout=10)
     assert (r.rc, r.stdout) == (0, "started\n")
     assert time.monotonic() - start < 5, "the command waited for its background job"
     assert where.marked(marker), "the background job did not outlive its command"

@@ -6,9 +6,10 @@ It is sent as source over the session's channel and started with the target's ``
 
 Each command runs exactly as ``ssh host 'cmd'`` runs it: ``$SHELL -c cmd`` in the account's login
 shell, in a new session and process group of its own (``$$`` is that shell; ``kill -9 $$`` ends
-that command only), stdin from ``/dev/null``, stdout and stderr on fresh pipes of its own. When the
-shell exits, what is already in those pipes is forwarded and the pipes are closed, so output that
-a background job it left writes later never reaches another command. Timeouts and the output cap
+that command only), stdin from ``/dev/null``, stdout and stderr on fresh pipes of its own. As
+with ssh, the result is complete when the shell has exited and its pipes have closed (a background
+job that keeps them open keeps the command running, up to its timeout); the pipes are the
+command's own, so nothing written to them ever reaches another command. Timeouts and the output cap
 are enforced here too, so they hold even when the controller stalls. When stdin ends (session
 closed, controller killed, connection dropped) every process group the agent started is killed
 before it exits: nothing it started outlives the session (except what detached with ``setsid``).
@@ -174,7 +175,8 @@ class Agent:
                 cmd.status = status
 
     def finish(self) -> None:
-        """The shell exited: forward what its pipes already hold, close them, report."""
+        """The shell exited and its pipes closed, or it was killed: forward what the pipes still
+        hold (after a kill, a detached process may keep them open: let go), report."""
         cmd = self.cmd
         assert cmd is not None and cmd.status is not None
         for fd in list(cmd.fds):
@@ -184,11 +186,13 @@ class Agent:
                 os.close(fd)
                 del cmd.fds[fd]
         status = cmd.status
-        rc = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+        # killed by a signal: rc -1, as OpenSSH servers report it to testinfra's SSH backends
+        rc = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+        signum = 0 if os.WIFEXITED(status) else os.WTERMSIG(status)
         self.cmd = None
         self.groups = set(g for g in self.groups if _group_alive(g))
-        self.send_json("X", cmd.cid, {"rc": rc, "why": cmd.why, "count": cmd.count,
-                                      "groups": sorted(self.groups)})
+        self.send_json("X", cmd.cid, {"rc": rc, "signal": signum, "why": cmd.why,
+                                      "count": cmd.count, "groups": sorted(self.groups)})
 
     # -- the loop ---------------------------------------------------------------------------
     def loop(self) -> None:
@@ -221,7 +225,7 @@ class Agent:
                         self.pump(fd)
                 if cmd.why == "exit" and time.monotonic() >= cmd.deadline:
                     self.kill(cmd, "timeout")
-                if cmd.status is not None:
+                if cmd.status is not None and (not cmd.fds or cmd.why != "exit"):
                     self.finish()
             if 0 in readable:
                 self.read_requests()

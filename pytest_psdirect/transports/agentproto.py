@@ -5,7 +5,8 @@ followed by exactly ``LENGTH`` payload bytes, so output needs no escaping and no
 a command can print anything (binary, fake headers) without confusing the framing.
 
 Kinds: ``H`` hello (JSON: pid, shell, python), ``S`` started (the command's PID = its process
-group, in ASCII), ``1``/``2`` a chunk of stdout/stderr, ``X`` exit (JSON: rc, why = exit |
+group, in ASCII), ``1``/``2`` a chunk of stdout/stderr, ``X`` exit (JSON: rc (-1 when killed by a signal),
+signal, why = exit |
 timeout | limit | killed | spawn | busy, msg, groups = the process groups the agent started that
 still have members, e.g. background jobs).
 
