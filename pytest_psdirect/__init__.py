@@ -16,6 +16,7 @@ from .errors import (
     CredentialError,
     FileTransferError,
     HostKeyMismatch,
+    OutputTooLarge,
     PSDirectError,
     SessionBroken,
     TargetSpecError,
@@ -24,7 +25,7 @@ from .errors import (
 )
 from .results import CommandResult
 from .sessions import SessionPool, TargetSession
-from .settings import Settings
+from .settings import Settings, validate_timeout
 from .targets import Target, parse_target
 from .transports import Transport, TransportRegistry
 
@@ -35,5 +36,5 @@ __all__ = [
     "Credential", "CredentialError", "FileTransferError", "HostKeyMismatch", "PSDirectError",
     "SessionBroken", "SessionPool", "Settings", "Target", "TargetSession", "TargetSpecError",
     "Transport", "TransportRegistry", "TransportUnavailable", "UnsupportedOperation",
-    "Secret", "parse_target",
+    "OutputTooLarge", "Secret", "parse_target", "validate_timeout",
 ]

@@ -109,3 +109,36 @@ class UnsupportedOperation(PSDirectError):
 
 class FileTransferError(PSDirectError):
     """``put``/``get`` failed."""
+
+
+class OutputTooLarge(PSDirectError):
+    """A command wrote more than the per-command output cap; it was killed.
+
+    ``limit`` is the cap in bytes; ``stdout``/``stderr`` hold what was kept (at most ``limit``).
+
+    >>> err = OutputTooLarge("output passed 1024 bytes", target="local://", command="yes",
+    ...                      limit=1024)
+    >>> "--psdirect-max-output" in str(err), err.limit
+    (True, 1024)
+    """
+
+    default_hint = ("raise the cap with --psdirect-max-output SIZE (or ini psdirect_max_output, "
+                    "e.g. 1G), or redirect the output to a file on the target and copy it with "
+                    "target.get(remote, local)")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        target: str | None = None,
+        hint: str | None = None,
+        command: str = "",
+        limit: int = 0,
+        stdout: bytes = b"",
+        stderr: bytes = b"",
+    ) -> None:
+        super().__init__(message, target=target, hint=hint)
+        self.command = command
+        self.limit = limit
+        self.stdout = stdout
+        self.stderr = stderr
