@@ -25,7 +25,7 @@ def test_canonical_url(spec: str, url: str) -> None:
 
 @pytest.mark.parametrize(("spec", "message"), [
     ("", "empty target"),
-    ("1ftp://h", "malformed scheme '1ftp'"),
+    ("1ftp://h", "malformed scheme '' in target '1ftp://h'"),
     ("ssh://", "no valid host name"),
     ("ssh://a b", "no valid host name"),
     ("ssh://h:99999", "malformed target"),
