@@ -12,8 +12,10 @@ import pytest
 
 from pytest_psdirect import Credential, CredentialError, Secret, parse_target
 from pytest_psdirect.credentials.providers import can_prompt, from_env, from_file, resolve_reference
+from pytest_psdirect.credentials.secret import MASK, mask, register_secret_env, scrubbed_environ
 from pytest_psdirect.lab.sshlab import SSHLab
 from pytest_psdirect.plugin.credentials import FallbackProviders
+from pytest_psdirect.plugin.redact import MaskingFilter
 
 PW = "Sup3r-S3cret-value"
 
@@ -115,3 +117,32 @@ def test_keyring_only_when_required(monkeypatch: pytest.MonkeyPatch,
     cred = provider.pytest_psdirect_credential(target, pytestconfig, required=True)
     assert cred is not None and (cred.username, cred.secret.reveal()) == ("kr-user", PW)
     assert fake.calls == [("pytest-psdirect/web01", None)]
+
+
+def test_every_secret_registers_and_is_masked() -> None:
+    Secret("qq-short")
+    Secret("qq-short-but-longer")
+    Secret("")  # empty secrets never register (nothing to mask)
+    assert mask("a qq-short-but-longer b qq-short c") == f"a {MASK} b {MASK} c"
+    Secret('quo"te\\back')
+    assert mask(repr({"pw": 'quo"te\\back'})) == f"{{'pw': '{MASK}'}}"
+    assert mask("nothing here") == "nothing here"
+
+
+def test_scrubbed_environ_drops_names_and_values() -> None:
+    register_secret_env("SCRUB_PASSWORD")
+    Secret("scrub-me-7781")
+    env = {"SCRUB_PASSWORD": "not-read-yet", "OTHER": "x-scrub-me-7781-y", "PATH": "/bin"}
+    assert scrubbed_environ(env) == {"PATH": "/bin"}
+
+
+def test_masking_filter_masks_message_args_and_traceback() -> None:
+    Secret("filter-secret-99")
+    try:
+        raise ValueError("bad filter-secret-99")
+    except ValueError:
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "login %s", ("filter-secret-99",),
+                                   sys.exc_info())
+    assert MaskingFilter().filter(record)
+    text = logging.Formatter().format(record)
+    assert "filter-secret-99" not in text and text.count(MASK) == 3  # message, source line, error

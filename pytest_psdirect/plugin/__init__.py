@@ -22,7 +22,7 @@ from .report import TargetReport
 from .state import REGISTRY, SELECTION, SETTINGS, NoTarget
 
 #: fixtures and pytest_unconfigure live in their own module, loaded as a plugin by pytest.
-pytest_plugins = ["pytest_psdirect.plugin.fixtures"]
+pytest_plugins = ["pytest_psdirect.plugin.fixtures", "pytest_psdirect.plugin.redact"]
 
 
 
