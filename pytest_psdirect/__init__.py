@@ -25,7 +25,7 @@ from .errors import (
 )
 from .results import CommandResult
 from .sessions import SessionPool, TargetSession
-from .settings import Settings
+from .settings import Settings, validate_timeout
 from .targets import Target, parse_target
 from .transports import Transport, TransportRegistry
 
@@ -37,5 +37,5 @@ __all__ = [
     "PSDirectError",
     "SessionBroken", "SessionPool", "Settings", "Target", "TargetSession", "TargetSpecError",
     "Transport", "TransportRegistry", "TransportUnavailable", "UnsupportedOperation",
-    "Secret", "parse_target",
+    "Secret", "parse_target", "validate_timeout",
 ]

@@ -5,20 +5,31 @@ Examples::
     psdirect lab up                 # 3 sshd hosts in network namespaces; writes .lab/inventory.toml
     pytest example_suites/linux_baseline --inventory .lab/inventory.toml
     psdirect run local:// -- uname -a
+    psdirect run --inventory .lab/inventory.toml lab1 -- uname -a    # options before --
     psdirect lab down
+
+``psdirect run`` streams the command's output as it arrives and exits with its status;
+psdirect's own errors (bad option or target, no credential, cannot connect) exit 255, as ssh's do.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn, Protocol, cast
 
-from .errors import PSDirectError
+from .credentials import providers
+from .credentials.secret import Credential, register_secret_env
+from .errors import PSDirectError, TargetSpecError
+from .inventory import Inventory, load_inventory
 from .lab.sshlab import SSHLab
+from .results import CommandResult
 from .sessions import SessionPool
-from .settings import Settings
-from .targets import parse_target
+from .settings import Settings, parse_size, validate_timeout
+from .targets import Target, check_scheme, parse_target
 from .transports import TransportRegistry
 
 
@@ -40,22 +51,139 @@ def _lab(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Exit status of ``psdirect run`` for its own errors (bad option, target, credential,
+#: connection), as ``ssh`` does; any other status is the remote command's own.
+ERROR_EXIT = 255
+
+
+class _Streaming(Protocol):
+    """``TargetSession.run`` with its ``stream=`` keyword: called with (1 or 2, bytes)."""
+
+    def run(self, cmd: str, *, timeout: float | None = ...,
+            stream: Callable[[int, bytes], None]) -> CommandResult: ...
+
+
+def _write(stream_no: int, chunk: bytes) -> None:
+    out = sys.stdout.buffer if stream_no == 1 else sys.stderr.buffer
+    out.write(chunk)
+    out.flush()
+
+
+def _pick_target(args: argparse.Namespace, inventory: Inventory | None) -> Target:
+    names = {t.name: t for t in inventory.targets if t.name} if inventory else {}
+    if args.target in names:
+        return names[args.target]
+    if "://" not in args.target and "@" not in args.target:
+        known = ", ".join(sorted(names)) or "none: no --inventory given"
+        hint = ("put psdirect's options before --: everything after -- is the remote command"
+                if "--inventory" in args.command else
+                f"write ssh://{args.target}, user@{args.target}, or give --inventory FILE")
+        raise TargetSpecError(f"{args.target!r} is neither an inventory name nor a URL "
+                              f"(inventory names: {known})", hint=hint)
+    return parse_target(args.target)
+
+
+def _settings(args: argparse.Namespace, inventory: Inventory | None) -> Settings:
+    """Options win over the inventory's [defaults]; paths given as options must exist."""
+    defaults = dict(inventory.defaults) if inventory else {}
+    for label, path in (("--ssh-key", args.ssh_key), ("--ssh-known-hosts", args.ssh_known_hosts),
+                        ("--ssh-config", args.ssh_config)):
+        if path and not os.path.isfile(os.path.expanduser(path)):
+            raise TargetSpecError(f"{label} {path}: no such file", hint="check the path")
+
+    def pick(value: object, key: str) -> Any:
+        return value if value is not None else defaults.get(key)
+
+    optional = {"connect_timeout": pick(args.connect_timeout, "connect_timeout"),
+                "command_timeout": pick(args.command_timeout, "command_timeout"),
+                "max_output": args.max_output}
+    return Settings(ssh_key=pick(args.ssh_key, "ssh_key"),
+                    ssh_config=pick(args.ssh_config, "ssh_config"),
+                    known_hosts=pick(args.ssh_known_hosts, "known_hosts"),
+                    insecure_host_keys=args.ssh_insecure_host_keys,
+                    **{k: v for k, v in optional.items() if v is not None})
+
+
+def _credential(args: argparse.Namespace, inventory: Inventory | None, target: Target,
+                required: bool) -> Credential | None:
+    """The plugin's order: inventory reference, --credential-env, then (only when required)
+    keyring and a prompt on a terminal."""
+    if target.credential_ref:
+        base = inventory.path.parent if inventory else Path()
+        return providers.resolve_reference(target.credential_ref, base)
+    if args.credential_env:
+        return providers.from_env(args.credential_env)
+    if not required:
+        return None
+    found = providers.from_keyring(f"pytest-psdirect/{target.host or 'local'}", target.user)
+    if found is None and providers.can_prompt():
+        found = providers.prompt(target.url, target.user)
+    return found
+
+
 def _run(args: argparse.Namespace) -> int:
-    settings = Settings(ssh_key=args.ssh_key, known_hosts=args.ssh_known_hosts)
-    pool = SessionPool(TransportRegistry(), settings, lambda target, required: None)
+    """Run one command; stream its output as it arrives; exit with its status."""
+    if args.credential_env:
+        register_secret_env(f"{args.credential_env}_PASSWORD")
+    inventory = load_inventory(Path(args.inventory)) if args.inventory else None
+    target = _pick_target(args, inventory)
+    registry = TransportRegistry()
+    check_scheme(target, registry.schemes())
+    pool = SessionPool(registry, _settings(args, inventory),
+                       lambda t, required: _credential(args, inventory, t, required))
     try:
-        result = pool.get(parse_target(args.target)).run(" ".join(args.command))
+        session = cast(_Streaming, pool.get(target))
+        result = session.run(" ".join(args.command), timeout=args.command_timeout, stream=_write)
     finally:
         pool.close_all()
-    sys.stdout.buffer.write(result.stdout_bytes)
-    sys.stderr.buffer.write(result.stderr_bytes)
     return result.rc
+
+
+def _arg_type(check: Callable[[str, str], object], name: str) -> Callable[[str], object]:
+    def parse(text: str) -> object:
+        try:
+            return check(text, name)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors of ``psdirect run`` exit 255, apart from the remote command's statuses."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(ERROR_EXIT if self.prog.endswith(" run") else 2, f"{self.prog}: error: {message}\n")
+
+
+def _add_run(sub: Any) -> None:
+    run = sub.add_parser("run", help="run one shell command on a target",
+                         description="Run one command; its exit status is psdirect's, and "
+                                     f"psdirect's own errors exit {ERROR_EXIT} (as ssh does).")
+    run.add_argument("target", help="inventory name, URL (local://, ssh://user@host) or user@host")
+    run.add_argument("command", nargs="+", help="the command, after --")
+    run.add_argument("--inventory", metavar="FILE", help="TOML inventory of named targets")
+    run.add_argument("--credential-env", metavar="PREFIX",
+                     help="read the credential from PREFIX_USERNAME / PREFIX_PASSWORD")
+    run.add_argument("--ssh-key", metavar="PATH", help="private key for SSH targets")
+    run.add_argument("--ssh-known-hosts", metavar="PATH", help="extra known_hosts file")
+    run.add_argument("--ssh-insecure-host-keys", action="store_true",
+                     help="accept unknown SSH host keys (test labs only)")
+    run.add_argument("--ssh-config", metavar="PATH", help="OpenSSH client config to read")
+    run.add_argument("--psdirect-connect-timeout", dest="connect_timeout", metavar="SECONDS",
+                     type=_arg_type(validate_timeout, "--psdirect-connect-timeout"))
+    run.add_argument("--psdirect-command-timeout", dest="command_timeout", metavar="SECONDS",
+                     type=_arg_type(validate_timeout, "--psdirect-command-timeout"))
+    run.add_argument("--psdirect-max-output", dest="max_output", metavar="SIZE",
+                     type=_arg_type(parse_size, "--psdirect-max-output"))
+    run.set_defaults(func=_run)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``psdirect`` command."""
-    parser = argparse.ArgumentParser(prog="psdirect", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
+    parser = _Parser(prog="psdirect", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
     lab = sub.add_parser("lab", help="start or stop the local SSH lab (root)")
     lab.add_argument("action", choices=["up", "down"])
     lab.add_argument("--dir", default=".lab", help="where the lab keeps its files (default .lab)")
@@ -67,18 +195,13 @@ def main(argv: list[str] | None = None) -> int:
                      help="the hosts' test user, created by the lab and removed by lab down; "
                           "must not exist yet (default psdtest)")
     lab.set_defaults(func=_lab)
-    run = sub.add_parser("run", help="run one shell command on a target")
-    run.add_argument("target", help="target URL, e.g. local:// or ssh://user@host")
-    run.add_argument("command", nargs="+", help="the command (after --)")
-    run.add_argument("--ssh-key")
-    run.add_argument("--ssh-known-hosts")
-    run.set_defaults(func=_run)
+    _add_run(sub)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
     except PSDirectError as exc:
         print(f"psdirect: {exc}", file=sys.stderr)
-        return 2
+        return ERROR_EXIT if args.cmd == "run" else 2
     return code
 
 

@@ -112,13 +112,19 @@ class FileTransferError(PSDirectError):
 
 
 class OutputTooLarge(PSDirectError):
-    """A command printed more than the per-command cap; it was killed.
+    """A command wrote more than the per-command output cap; it was killed.
 
-    ``stdout``/``stderr`` hold the first 64 KiB of each, ``limit`` the cap in bytes.
+    ``limit`` is the cap in bytes; ``stdout``/``stderr`` hold the first 64 KiB of each.
+
+    >>> err = OutputTooLarge("output passed 1024 bytes", target="local://", command="yes",
+    ...                      limit=1024)
+    >>> "--psdirect-max-output" in str(err), err.limit
+    (True, 1024)
     """
 
-    default_hint = ("raise the cap (--psdirect-max-output, ini psdirect_max_output), or write "
-                    "the output to a file on the target and fetch it with target.get()")
+    default_hint = ("raise the cap with --psdirect-max-output SIZE (or ini psdirect_max_output, "
+                    "e.g. 1G), or redirect the output to a file on the target and copy it with "
+                    "target.get(remote, local)")
 
     def __init__(
         self,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import TargetSpecError
+from .settings import validate_timeout
 from .targets import Target, parse_target
 
 _DEFAULT_KEYS = {"ssh_key", "ssh_config", "known_hosts", "connect_timeout", "command_timeout"}
@@ -67,12 +68,21 @@ def _defaults(path: Path, raw: object, base: Path) -> dict[str, str | float]:
                               hint=f"known keys: {', '.join(sorted(_DEFAULT_KEYS))}")
     out: dict[str, str | float] = {}
     for key, value in raw.items():
+        where = f"inventory {path}: [defaults] {key}"
         if key in _PATH_KEYS:
-            out[key] = str(base / os.path.expanduser(str(value)))
-        elif isinstance(value, int | float):
-            out[key] = float(value)
+            full = base / os.path.expanduser(str(value))
+            if not full.is_file():
+                raise TargetSpecError(f"{where} = {value!r}: no such file ({full})",
+                                      hint="paths in an inventory are relative to its folder")
+            out[key] = str(full)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                out[key] = validate_timeout(value, key)
+            except ValueError as exc:
+                raise TargetSpecError(f"{where}: {exc}",
+                                      hint=f"{key} = 10 (seconds, at most 7 days)") from None
         else:
-            raise TargetSpecError(f"inventory {path}: [defaults] {key} must be a number",
+            raise TargetSpecError(f"{where} must be a number of seconds, not {value!r}",
                                   hint=f"{key} = 10")
     return out
 

@@ -23,10 +23,9 @@ from typing import TYPE_CHECKING, Any
 from .credentials.secret import Credential
 from .errors import CommandFailed, PSDirectError, SessionBroken
 from .results import CommandResult
-from .settings import Settings
+from .settings import Settings, validate_timeout
 from .targets import Target
 from .transports import StatefulShell, Transport, TransportRegistry
-from .transports.agentproto import check_timeout
 from .transports.runner import OutputCallback
 from .transports.shellproto import format_command
 
@@ -114,7 +113,7 @@ class TargetSession:
         """
         __tracebackhide__ = True
         command = format_command(cmd, *args)
-        wait = check_timeout(timeout) if timeout is not None else self._settings.command_timeout
+        wait = validate_timeout(timeout, "timeout") if timeout is not None else self._settings.command_timeout
         log.debug("RUN %s on %s", command, self.url)
         result = self._live_transport().run(command, timeout=wait, env=env, cwd=cwd,
                                             stream=stream)

@@ -57,7 +57,7 @@ def test_garbage_is_a_protocol_error() -> None:
     ({"timeout": float("nan")}, "finite"),
     ({"timeout": float("inf")}, "finite"),
     ({"timeout": -1}, "more than 0"),
-    ({"timeout": 1e10}, "at most"),
+    ({"timeout": 1e10}, "more than 604800"),
     ({"timeout": True}, "not a number"),
 ])
 def test_bad_values_are_refused_before_sending(kwargs: dict[str, object], message: str) -> None:

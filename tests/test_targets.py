@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_psdirect import TargetSpecError, parse_target
+from pytest_psdirect import TargetSpecError, TransportRegistry, parse_target
 from pytest_psdirect.inventory import load_inventory
+from pytest_psdirect.targets import check_scheme
 
 
 @pytest.mark.parametrize(("spec", "url"), [
@@ -24,7 +25,7 @@ def test_canonical_url(spec: str, url: str) -> None:
 
 @pytest.mark.parametrize(("spec", "message"), [
     ("", "empty target"),
-    ("ftp://h", "unknown scheme 'ftp'"),
+    ("1ftp://h", "malformed scheme '' in target '1ftp://h'"),
     ("ssh://", "no valid host name"),
     ("ssh://a b", "no valid host name"),
     ("ssh://h:99999", "malformed target"),
@@ -44,7 +45,19 @@ def test_secrets_in_urls_are_refused_and_not_echoed(spec: str) -> None:
     assert "--credential-env" in str(info.value)
 
 
+def test_unknown_schemes_parse_and_are_refused_by_the_registry() -> None:
+    """A plugin may register any scheme, so parsing accepts it; the registry check names it."""
+    assert parse_target("myproto://h").scheme == "myproto"
+    with pytest.raises(TargetSpecError, match=r"unknown scheme 'ftp'.*use one of: local, ssh\)$"):
+        check_scheme(parse_target("ftp://h"), TransportRegistry().schemes())
+    with pytest.raises(TargetSpecError, match="it is planned") as info:
+        check_scheme(parse_target("vm://web01"), TransportRegistry().schemes())
+    assert "winrm" not in str(info.value)  # the hint lists only schemes with a transport
+    check_scheme(parse_target("ssh://h"), TransportRegistry().schemes())
+
+
 def test_inventory(tmp_path: Path) -> None:
+    (tmp_path / "id").write_text("key")
     (tmp_path / "fleet.toml").write_text(
         '[defaults]\nssh_key = "id"\nconnect_timeout = 3\n'
         '[targets.web]\nurl = "ssh://a@web"\ncredential = "file:creds.toml#web"\ntags = ["w"]\n'
@@ -59,7 +72,7 @@ def test_inventory(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("text", "message"), [
     ('[targets.a]\nurl = "ssh://h"\ncolour = 1\n', r"\[targets.a\]: unknown key\(s\) \['colour'\]"),
-    ('[targets.a]\nurl = "ftp://h"\n', r"\[targets.a\]: unknown scheme"),
+    ('[targets.a]\nurl = "1ftp://h"\n', r"\[targets.a\]: malformed scheme"),
     ('[targets.a]\ntags = ["x"]\n', "has no url"),
     ('[targets.a]\nurl = "ssh://h"\ncredential = {password = "x"}\n', "string reference"),
     ("[defaults]\nssh_kye = 'x'\n[targets.a]\nurl='local://'\n", "bad \\[defaults\\] key"),

@@ -14,15 +14,81 @@ Example::
     'hunter2'
     >>> Credential("admin", s)
     Credential(username='admin', secret=Secret('********'))
+
+Every non-empty secret value registers itself in a process-wide registry when its
+:class:`Secret` is created, so that everything pytest writes can be masked as CI systems mask
+secrets (``plugin/redact.py`` applies :func:`mask` to the terminal, reports, logs and JUnit),
+and :func:`scrubbed_environ` keeps secrets out of the environment of child processes::
+
+    >>> mask("login with hunter2 failed")
+    'login with ******** failed'
+    >>> scrubbed_environ({"HOME": "/root", "DB_PASSWORD": "hunter2"})
+    {'HOME': '/root'}
 """
 
 from __future__ import annotations
 
 import hmac
+import re
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
 MASK = "********"
+
+_lock = threading.Lock()
+_values: set[str] = set()
+_env_names: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+
+def register_secret(value: str) -> None:
+    """Mask ``value`` (and its escaped forms, as ``repr`` shows them) from now on; "" is ignored.
+
+    >>> register_secret("it's-a-secret"); mask(repr(["it's-a-secret"]))
+    '["********"]'
+    """
+    global _pattern
+    if not value:
+        return
+    forms = {value, repr(value)[1:-1], value.encode("unicode_escape").decode("ascii")}
+    with _lock:
+        if not forms <= _values:
+            _values.update(f for f in forms if f)
+            _pattern = None
+
+
+def register_secret_env(name: str) -> None:
+    """Never pass environment variable ``name`` to a child process (see :func:`scrubbed_environ`).
+
+    Used for ``--credential-env PREFIX``'s ``PREFIX_PASSWORD`` at configure time, before the
+    secret is read.
+    """
+    with _lock:
+        _env_names.add(name)
+
+
+def mask(text: str) -> str:
+    """Replace every registered secret in ``text`` with ``********`` (longest first)."""
+    global _pattern
+    if not _values or not text:
+        return text
+    pattern = _pattern
+    if pattern is None:
+        with _lock:
+            alternatives = sorted(_values, key=len, reverse=True)
+            pattern = _pattern = re.compile("|".join(map(re.escape, alternatives)))
+    return pattern.sub(MASK, text)
+
+
+def scrubbed_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``environ`` without registered variable names and without any variable whose
+    value holds a registered secret: the environment to give a child process."""
+    with _lock:
+        names, values = set(_env_names), [v for v in _values if v]
+    return {k: v for k, v in environ.items()
+            if k not in names and not any(secret in v for secret in values)}
 
 
 class Secret:
@@ -32,6 +98,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
+        register_secret(value)
 
     def reveal(self) -> str:
         """Return the plain value. Pass it straight on; never keep it in a variable."""

@@ -14,8 +14,8 @@ from __future__ import annotations
 import pytest
 
 from .. import hookspecs
-from ..errors import PSDirectError
-from ..targets import Target, parse_target
+from ..errors import PSDirectError, TargetSpecError
+from ..targets import Target, check_scheme, parse_target
 from ..transports import TransportRegistry
 from . import testinfra_compat
 from .credentials import ExplicitProviders, FallbackProviders
@@ -24,7 +24,8 @@ from .report import TargetReport
 from .state import REGISTRY, SELECTION, SETTINGS, NoTarget
 
 #: fixtures and pytest_unconfigure live in their own module, loaded as a plugin by pytest.
-pytest_plugins = ["pytest_psdirect.plugin.fixtures", "pytest_psdirect.plugin.xdist_sched"]
+pytest_plugins = ["pytest_psdirect.plugin.fixtures", "pytest_psdirect.plugin.xdist_sched",
+                  "pytest_psdirect.plugin.redact"]
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -56,13 +57,26 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _marker_targets(config: pytest.Config, mark: pytest.Mark) -> list[Target]:
+    """Targets of ``@pytest.mark.targets``: inventory names or URLs with ``://``; a bare word
+    that names no inventory target is an error (it never becomes a DNS lookup)."""
     selection = config.stash[SELECTION]
     by_name = {t.name: t for t in selection.targets if t.name}
-    chosen = [by_name[a] if a in by_name else parse_target(str(a)) for a in mark.args] \
-        or list(selection.targets)
+    chosen = []
+    for arg in map(str, mark.args):
+        if arg in by_name:
+            chosen.append(by_name[arg])
+        elif "://" in arg:
+            chosen.append(parse_target(arg))
+            check_scheme(chosen[-1], config.stash[REGISTRY].schemes())
+        else:
+            names = ", ".join(sorted(by_name)) or "none: no --inventory given"
+            raise TargetSpecError(f"{arg!r} is neither an inventory name nor a URL "
+                                  f"(inventory names: {names})",
+                                  hint=f"write a URL such as ssh://{arg}, or add [targets.{arg}] "
+                                       "to the inventory")
     tags = mark.kwargs.get("tags", ())
     wanted = {tags} if isinstance(tags, str) else set(tags)
-    return [t for t in chosen if wanted <= t.tags]
+    return [t for t in chosen or selection.targets if wanted <= t.tags]
 
 
 def _module_targets(metafunc: pytest.Metafunc) -> list[Target]:

@@ -30,13 +30,21 @@ class ExplicitProviders:
 
 
 class FallbackProviders:
-    """Keyring (service ``pytest-psdirect/<host>``), then a one-time prompt when allowed."""
+    """Keyring (service ``pytest-psdirect/<host>``), then a one-time prompt when allowed.
+
+    Both run only when the transport requires a credential and nothing earlier supplied one:
+    importing and asking a keyring costs ~100 ms per target and may pop up a desktop unlock
+    prompt, so ``local://`` and SSH (keys, agent) never touch it. An SSH password kept in a
+    keyring is used when the inventory says so: ``credential = "keyring:SERVICE"``.
+    """
 
     @pytest.hookimpl(trylast=True)
     def pytest_psdirect_credential(self, target: Target, config: pytest.Config,
                                    required: bool) -> Credential | None:
+        if not required:
+            return None
         found = providers.from_keyring(f"pytest-psdirect/{target.host or 'local'}", target.user)
-        if found or not required:
+        if found:
             return found
         if providers.can_prompt():
             capture = config.pluginmanager.getplugin("capturemanager")

@@ -8,26 +8,33 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar, cast
 
 import pytest
 
-from ..errors import PSDirectError
+from ..errors import PSDirectError, TargetSpecError
 from ..inventory import Inventory, load_inventory
-from ..settings import Settings
-from ..targets import Target, parse_target
+from ..settings import Settings, parse_size, validate_timeout
+from ..targets import Target, check_scheme, parse_target
 from ..transports import TransportRegistry
 
+T = TypeVar("T")
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 seconds")
-    return value
+
+def _option_type(check: Callable[[str, str], T], name: str) -> Callable[[str], T]:
+    """An argparse ``type=`` that runs ``check`` and turns its ValueError into a usage error."""
+
+    def parse(text: str) -> T:
+        try:
+            return check(text, name)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name  # argparse names the type in some messages
+    return parse
 
 
 def addoptions(parser: pytest.Parser) -> None:
@@ -47,15 +54,23 @@ def addoptions(parser: pytest.Parser) -> None:
                     help="accept unknown SSH host keys (prints a warning; test labs only)")
     group.addoption("--credential-env", metavar="PREFIX",
                     help="read the credential from PREFIX_USERNAME / PREFIX_PASSWORD")
-    group.addoption("--psdirect-connect-timeout", type=_seconds, metavar="SECONDS",
+    group.addoption("--psdirect-connect-timeout", metavar="SECONDS",
+                    type=_option_type(validate_timeout, "--psdirect-connect-timeout"),
                     help="bound on connecting and authenticating (default 10)")
-    group.addoption("--psdirect-command-timeout", type=_seconds, metavar="SECONDS",
-                    help="default bound on one command (default 300)")
+    group.addoption("--psdirect-command-timeout", metavar="SECONDS",
+                    type=_option_type(validate_timeout, "--psdirect-command-timeout"),
+                    help="default bound on one command (default 300, at most 7 days)")
+    group.addoption("--psdirect-max-output", metavar="SIZE",
+                    type=_option_type(parse_size, "--psdirect-max-output"),
+                    help="cap on one command's output, e.g. 1048576, 256M, 1G (default 256M); "
+                         "past it the command is killed")
     parser.addini("psdirect_hosts", "default target URLs when no option names any",
                   type="linelist", default=[])
     parser.addini("psdirect_inventory", "default inventory file", default="")
     parser.addini("psdirect_connect_timeout", "connect timeout in seconds", default="10")
     parser.addini("psdirect_command_timeout", "default command timeout in seconds", default="300")
+    parser.addini("psdirect_max_output", "cap on one command's output (256M, 1G...)",
+                  default="256M")
 
 
 @dataclass(frozen=True)
@@ -64,14 +79,6 @@ class Selection:
 
     targets: tuple[Target, ...]
     inventory: Inventory | None
-
-
-def _ini_seconds(config: pytest.Config, key: str) -> float:
-    raw = str(config.getini(key))
-    try:
-        return _seconds(raw)
-    except argparse.ArgumentTypeError as exc:
-        raise pytest.UsageError(f"ini {key}: {exc}") from None
 
 
 def read_selection(config: pytest.Config, registry: TransportRegistry) -> Selection:
@@ -92,30 +99,69 @@ def read_selection(config: pytest.Config, registry: TransportRegistry) -> Select
         raise pytest.UsageError(str(exc)) from None
     unique = tuple({t.url: t for t in targets}.values())
     for target in unique:
-        if target.scheme not in registry.schemes():
-            raise pytest.UsageError(
-                f"{target.url}: no transport for {target.scheme}:// targets in this version "
-                f"(available: {', '.join(registry.schemes())})")
+        check_target(target, registry)
     return Selection(unique, inventory)
 
 
+def check_target(target: Target, registry: TransportRegistry) -> None:
+    """Usage error unless a transport serves ``target`` and its ``?timeout=`` is valid."""
+    try:
+        check_scheme(target, registry.schemes())
+    except TargetSpecError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    timeout = target.option("timeout")
+    if timeout is not None:
+        where = f"inventory target {target.name!r}: " if target.name else ""
+        try:
+            validate_timeout(timeout, "?timeout")
+        except ValueError as exc:
+            raise pytest.UsageError(f"{where}{target.url}: {exc}") from None
+
+
+def _pick_value(config: pytest.Config, inventory: Inventory | None, option: str, key: str,
+                ini: str, check: Callable[[object, str], T]) -> T:
+    """Command line wins over the inventory's [defaults], which win over the ini key."""
+    value = config.getoption(option)
+    if value is not None:
+        return cast(T, value)  # already checked by the option's type
+    if inventory is not None and key in inventory.defaults:
+        source, raw = f"inventory {inventory.path} [defaults] {key}", inventory.defaults[key]
+    else:
+        source, raw = f"ini {ini}", config.getini(ini)
+    try:
+        return check(raw, source)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _existing(label: str, path: str | None) -> str | None:
+    if path and not os.path.isfile(os.path.expanduser(path)):
+        raise pytest.UsageError(f"{label} {path}: no such file")
+    return path
+
+
 def read_settings(config: pytest.Config, inventory: Inventory | None) -> Settings:
-    """Command line wins over the inventory's [defaults], which win over ini keys."""
+    """Command line wins over the inventory's [defaults], which win over ini keys.
+
+    Paths from the inventory were checked when it was loaded; paths from the command line are
+    checked here. Every bad value is a ``pytest.UsageError`` naming it and where it came from.
+    """
     defaults = dict(inventory.defaults) if inventory else {}
 
     def pick(option: str, key: str) -> str | None:
-        value = config.getoption(option) or defaults.get(key)
+        label = "--" + option.replace("_", "-")
+        value = _existing(label, config.getoption(option)) or defaults.get(key)
         return str(value) if value else None
 
-    key, ssh_config = pick("ssh_key", "ssh_key"), pick("ssh_config", "ssh_config")
-    for label, path in (("--ssh-key", key), ("--ssh-config", ssh_config)):
-        if path and not os.path.isfile(os.path.expanduser(path)):
-            raise pytest.UsageError(f"{label} {path}: no such file")
-    connect = config.getoption("psdirect_connect_timeout") or defaults.get("connect_timeout")
-    command = config.getoption("psdirect_command_timeout") or defaults.get("command_timeout")
     return Settings(
-        connect_timeout=float(connect or _ini_seconds(config, "psdirect_connect_timeout")),
-        command_timeout=float(command or _ini_seconds(config, "psdirect_command_timeout")),
-        ssh_key=key, ssh_config=ssh_config,
+        connect_timeout=_pick_value(config, inventory, "psdirect_connect_timeout",
+                                    "connect_timeout", "psdirect_connect_timeout",
+                                    validate_timeout),
+        command_timeout=_pick_value(config, inventory, "psdirect_command_timeout",
+                                    "command_timeout", "psdirect_command_timeout",
+                                    validate_timeout),
+        max_output=_pick_value(config, None, "psdirect_max_output", "max_output",
+                               "psdirect_max_output", parse_size),
+        ssh_key=pick("ssh_key", "ssh_key"), ssh_config=pick("ssh_config", "ssh_config"),
         known_hosts=pick("ssh_known_hosts", "known_hosts"),
         insecure_host_keys=bool(config.getoption("ssh_insecure_host_keys")))

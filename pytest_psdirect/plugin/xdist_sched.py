@@ -17,12 +17,11 @@ from typing import Any
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
-from ..targets import KNOWN_SCHEMES
 from .state import SELECTION
 
 BY_TARGET = pytest.StashKey[bool]()
 #: A target URL inside a parametrized id: after ``[`` or ``-``, up to the next ``-`` or ``]``.
-_URL = re.compile(rf"(?:\[|-)((?:{'|'.join(re.escape(s) for s in KNOWN_SCHEMES)})://.*?)(?=-|\]$)")
+_URL = re.compile(r"(?:\[|-)([a-z][a-z0-9+.]*://.*?)(?=-|\]$)")
 
 
 def target_of(nodeid: str, known: tuple[str, ...] = ()) -> str | None:

@@ -24,15 +24,15 @@ Example::
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..settings import validate_timeout
+
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HEADER = re.compile(rb"^([HSX12]) (\d{1,12}) (\d{1,12})$")
-MAX_TIMEOUT = 7 * 24 * 3600.0
 
 
 class ProtocolError(Exception):
@@ -107,25 +107,6 @@ def check_text(value: str, what: str) -> str:
     return value
 
 
-def check_timeout(value: object, what: str = "timeout") -> float:
-    """A finite number of seconds, more than 0 and at most a week.
-
-    >>> check_timeout(float("nan"))
-    Traceback (most recent call last):
-    ...
-    ValueError: timeout=nan is not a finite number of seconds
-    """
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{what}={value!r} is not a number of seconds")
-    seconds = float(value)
-    if not math.isfinite(seconds):
-        raise ValueError(f"{what}={value!r} is not a finite number of seconds")
-    if seconds <= 0 or seconds > MAX_TIMEOUT:
-        raise ValueError(f"{what}={value!r} must be more than 0 and at most {MAX_TIMEOUT:g} "
-                         "seconds (a week)")
-    return seconds
-
-
 def run_request(cid: int, cmd: str, *, timeout: float, limit: int,
                 env: Mapping[str, str] | None = None, cwd: str | None = None) -> bytes:
     """Encode a run request; every value is checked first, so a bad one sends nothing."""
@@ -137,7 +118,7 @@ def run_request(cid: int, cmd: str, *, timeout: float, limit: int,
                              "and _, not starting with a digit")
         clean_env[key] = check_text(value, f"environment variable {key}")
     request: dict[str, object] = {"op": "run", "id": cid, "cmd": cmd,
-                                  "timeout": check_timeout(timeout), "max": int(limit)}
+                                  "timeout": validate_timeout(timeout, "timeout"), "max": int(limit)}
     if clean_env:
         request["env"] = clean_env
     if cwd is not None:

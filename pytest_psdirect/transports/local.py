@@ -22,6 +22,7 @@ import sys
 from collections.abc import Callable
 from typing import IO, ClassVar
 
+from ..credentials.secret import scrubbed_environ
 from ..errors import CommandTimeout, FileTransferError
 from .agentproto import bootstrap_code
 from .base import ShellTransport
@@ -100,14 +101,16 @@ class LocalTransport(ShellTransport):
 
     def _spawn_shell(self) -> tuple[ShellPipes, Callable[[int], None]]:
         proc = subprocess.Popen(["/bin/sh"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+                                stderr=subprocess.PIPE, start_new_session=True,
+                                env=scrubbed_environ(os.environ))  # no secret in a child's env
         return _ProcessPipes(proc), _kill_group
 
     def _exec_once(self, cmd: str, timeout: float) -> Completed:
         try:
             shell = os.environ.get("SHELL") or "/bin/sh"
             proc = subprocess.run([shell, "-c", cmd], capture_output=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL, start_new_session=True, check=False)
+                                  stdin=subprocess.DEVNULL, start_new_session=True, check=False,
+                                  env=scrubbed_environ(os.environ))
         except subprocess.TimeoutExpired as exc:
             raise CommandTimeout(f"command timed out after {timeout:g}s", target=self.target.url,
                                  command=cmd, timeout=timeout, stdout=exc.stdout or b"",

@@ -13,6 +13,7 @@ URL options: ``key=PATH`` (private key), ``known_hosts=PATH``, ``insecure=1``, `
 from __future__ import annotations
 
 import contextlib
+import errno
 import getpass
 import logging
 import os
@@ -33,6 +34,7 @@ from ..errors import (
     HostKeyMismatch,
     TargetSpecError,
 )
+from ..settings import validate_timeout
 from .agentproto import bootstrap_command
 from .base import ShellTransport
 from .executor import ShellPipes
@@ -107,10 +109,10 @@ class SSHTransport(ShellTransport):
         keys += list(conf.get("identityfile", []) if not keys else [])
         timeout = target.option("timeout")
         try:
-            connect_timeout = float(timeout) if timeout else settings.connect_timeout
-        except ValueError:
-            raise TargetSpecError(f"timeout={timeout!r} is not a number of seconds",
-                                  target=target.url, hint="write ?timeout=5") from None
+            connect_timeout = (validate_timeout(timeout, "?timeout") if timeout is not None
+                               else settings.connect_timeout)
+        except ValueError as exc:
+            raise TargetSpecError(str(exc), target=target.url, hint="write ?timeout=5") from None
         known = target.option("known_hosts") or settings.known_hosts or conf.get("userknownhostsfile")
         return _Endpoint(
             hostname=conf.get("hostname", target.host).strip("[]"),
@@ -126,6 +128,10 @@ class SSHTransport(ShellTransport):
             if not os.path.isfile(key):
                 raise TargetSpecError(f"SSH key file {key} does not exist", target=self.target.url,
                                       hint="check --ssh-key / ?key= / IdentityFile")
+        known = self.target.option("known_hosts")
+        if known and not os.path.isfile(os.path.expanduser(known)):
+            raise TargetSpecError(f"known_hosts file {known} does not exist", target=self.target.url,
+                                  hint="check ?known_hosts= (--ssh-known-hosts is checked at start)")
         client = paramiko.SSHClient()
         client.load_system_host_keys()
         if ep.known_hosts and os.path.exists(ep.known_hosts):
@@ -140,7 +146,8 @@ class SSHTransport(ShellTransport):
             client.connect(
                 ep.hostname, port=ep.port, username=ep.username,
                 password=self.credential.secret.reveal() if self.credential else None,
-                key_filename=list(ep.key_files) or None,  # type: ignore[arg-type]  # stub: str only look_for_keys=not ep.key_files,
+                key_filename=list(ep.key_files) or None,  # type: ignore[arg-type]  # stub: str only
+                look_for_keys=not ep.key_files,  # a given key is the only one tried
                 allow_agent=True, timeout=ep.connect_timeout, banner_timeout=ep.connect_timeout,
                 auth_timeout=ep.connect_timeout, channel_timeout=ep.connect_timeout)
         except Exception as exc:
@@ -174,12 +181,14 @@ class SSHTransport(ShellTransport):
             return ConnectFailed(f"no answer from {where} within {ep.connect_timeout:g}s",
                                  target=url, hint="host down or filtered; raise ?timeout= or "
                                  "--psdirect-connect-timeout if the host is slow")
-        if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError | ConnectionRefusedError):
-            return ConnectFailed(f"connection refused by {where}", target=url,
-                                 hint="is sshd running and listening on that port?")
+        if isinstance(exc, paramiko.SSHException) and "No authentication methods" in str(exc):
+            return AuthenticationFailed(
+                f"nothing to authenticate user {ep.username!r} with: no key, no agent key and no "
+                "password", target=url,
+                hint="pass --ssh-key PATH (or ?key=), load a key into ssh-agent, or give a "
+                     "credential (--credential-env PREFIX, an inventory credential)")
         if isinstance(exc, OSError):
-            return ConnectFailed(f"cannot connect to {where}: {exc.strerror or exc}", target=url,
-                                 hint="check the address and the network path")
+            return _socket_error(exc, where, url)
         return ConnectFailed(f"SSH connection to {where} failed: {type(exc).__name__}: {exc}",
                              target=url, hint="check that the server speaks SSH on that port")
 
@@ -314,3 +323,25 @@ class SSHTransport(ShellTransport):
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+_UNREACHABLE = (errno.EHOSTUNREACH, errno.ENETUNREACH)
+
+
+def _socket_error(exc: OSError, where: str, url: str) -> ConnectFailed:
+    """Name the real cause of a failed TCP connect; paramiko's NoValidConnectionsError wraps
+    one error per address tried (``exc.errors``), so look at those."""
+    causes = [exc]
+    if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+        causes = [e for e in exc.errors.values() if isinstance(e, OSError)] or causes
+    codes = {e.errno for e in causes}
+    if codes & set(_UNREACHABLE):
+        return ConnectFailed(f"no route to host {where}", target=url,
+                             hint="the host is down or off this network (no ARP answer / no "
+                                  "route); check the address, the host and the routing")
+    if errno.ECONNREFUSED in codes:
+        return ConnectFailed(f"connection refused by {where}", target=url,
+                             hint="is sshd running and listening on that port?")
+    reason = next((e.strerror for e in causes if e.strerror), None) or str(exc)
+    return ConnectFailed(f"cannot connect to {where}: {reason}", target=url,
+                         hint="check the address and the network path")
