@@ -17,7 +17,7 @@ def test_run_local(capfd: pytest.CaptureFixture[str]) -> None:
 
 
 def test_run_bad_target_is_a_clear_error(capfd: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "ftp://x", "true"]) == 2
+    assert main(["run", "ftp://x", "true"]) == 255  # our own errors exit 255, as ssh's do
     assert "unknown scheme 'ftp'" in capfd.readouterr().err
 
 

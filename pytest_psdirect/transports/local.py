@@ -94,7 +94,8 @@ class LocalTransport(ShellTransport):
     def _spawn_agent(self, source: bytes) -> ShellPipes:
         proc = subprocess.Popen([sys.executable, "-c", bootstrap_code(len(source))],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+                                stderr=subprocess.PIPE, start_new_session=True,
+                                env=scrubbed_environ(os.environ))  # commands inherit this
         pipes = _ProcessPipes(proc)
         pipes.write(source)
         return pipes
