@@ -136,3 +136,22 @@ def test_a_vanished_host_costs_one_command_timeout(session: TargetSession, host:
         assert 1 <= time.monotonic() - start < 1.8
     finally:
         subprocess.run(["ip", "-n", host.netns, "link", "set", "eth0", "up"], check=True)
+
+
+def test_session_opened_hook_runs_after_a_reopen(ssh_lab: SSHLab, host: LabHost) -> None:
+    opened: list[str] = []
+    settings = Settings(ssh_key=str(ssh_lab.key_file), known_hosts=str(ssh_lab.known_hosts),
+                        connect_timeout=2)
+    pool = SessionPool(TransportRegistry(), settings, lambda t, r: None,
+                       on_opened=lambda s: opened.append(s.url))
+    try:
+        session = pool.get(parse_target(host.url))
+        subprocess.run(["ip", "netns", "exec", host.netns, "ss", "-K", "state", "established",
+                        "sport", "=", ":22"], check=True, capture_output=True)
+        deadline = time.monotonic() + 5
+        while session._transport.alive and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert session.check_output("echo back") == "back"
+        assert opened == [host.url, host.url]
+    finally:
+        pool.close_all()
