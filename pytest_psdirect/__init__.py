@@ -10,6 +10,7 @@ Example::
 from .credentials.secret import Credential, Secret
 from .errors import (
     AuthenticationFailed,
+    CommandAborted,
     CommandFailed,
     CommandTimeout,
     ConnectFailed,
@@ -32,10 +33,9 @@ from .transports import Transport, TransportRegistry
 __version__ = "0.1.0"
 
 __all__ = [
-    "AuthenticationFailed", "CommandFailed", "CommandResult", "CommandTimeout", "ConnectFailed",
-    "Credential", "CredentialError", "FileTransferError", "HostKeyMismatch", "OutputTooLarge",
-    "PSDirectError",
-    "SessionBroken", "SessionPool", "Settings", "Target", "TargetSession", "TargetSpecError",
-    "Transport", "TransportRegistry", "TransportUnavailable", "UnsupportedOperation",
-    "Secret", "parse_target", "validate_timeout",
+    "AuthenticationFailed", "CommandAborted", "CommandFailed", "CommandResult", "CommandTimeout",
+    "ConnectFailed", "Credential", "CredentialError", "FileTransferError", "HostKeyMismatch",
+    "OutputTooLarge", "PSDirectError", "SessionBroken", "SessionPool", "Settings", "Target",
+    "TargetSession", "TargetSpecError", "Transport", "TransportRegistry", "TransportUnavailable",
+    "UnsupportedOperation", "Secret", "parse_target", "validate_timeout",
 ]

@@ -12,6 +12,8 @@ a secret: callers pass :class:`~pytest_psdirect.credentials.Secret` objects, not
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PSDirectError(Exception):
     """Base class of every error pytest-psdirect raises.
@@ -62,11 +64,8 @@ class SessionBroken(PSDirectError):
     """An open session died and could not be reopened."""
 
 
-class CommandTimeout(PSDirectError):
-    """A command did not finish within its timeout; it was killed.
-
-    ``stdout``/``stderr`` hold what arrived before the timeout.
-    """
+class CommandAborted(PSDirectError):
+    """A command was killed before it finished; ``stdout``/``stderr`` hold what had arrived."""
 
     def __init__(
         self,
@@ -75,15 +74,21 @@ class CommandTimeout(PSDirectError):
         target: str | None = None,
         hint: str | None = None,
         command: str = "",
-        timeout: float = 0.0,
         stdout: bytes = b"",
         stderr: bytes = b"",
     ) -> None:
         super().__init__(message, target=target, hint=hint)
         self.command = command
-        self.timeout = timeout
         self.stdout = stdout
         self.stderr = stderr
+
+
+class CommandTimeout(CommandAborted):
+    """A command did not finish within its ``timeout`` (seconds); it was killed."""
+
+    def __init__(self, message: str, *, timeout: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.timeout = timeout
 
 
 class CommandFailed(PSDirectError):
@@ -111,7 +116,7 @@ class FileTransferError(PSDirectError):
     """``put``/``get`` failed."""
 
 
-class OutputTooLarge(PSDirectError):
+class OutputTooLarge(CommandAborted):
     """A command wrote more than the per-command output cap; it was killed.
 
     ``limit`` is the cap in bytes; ``stdout``/``stderr`` hold the first 64 KiB of each.
@@ -126,19 +131,6 @@ class OutputTooLarge(PSDirectError):
                     "e.g. 1G), or redirect the output to a file on the target and copy it with "
                     "target.get(remote, local)")
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        target: str | None = None,
-        hint: str | None = None,
-        command: str = "",
-        limit: int = 0,
-        stdout: bytes = b"",
-        stderr: bytes = b"",
-    ) -> None:
-        super().__init__(message, target=target, hint=hint)
-        self.command = command
+    def __init__(self, message: str, *, limit: int = 0, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
         self.limit = limit
-        self.stdout = stdout
-        self.stderr = stderr

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import LAB_USER, require_lab
 from pytest_psdirect.cli import main
+
+#: the installed console script of this interpreter's environment (CI does not put it on PATH)
+PSDIRECT = str(Path(sys.executable).with_name("psdirect"))
 
 
 def test_run_local(capfd: pytest.CaptureFixture[str]) -> None:
@@ -25,19 +29,19 @@ def test_lab_up_then_baseline_then_down(tmp_path: Path) -> None:
     """The README's lab walk-through: a free subnet is picked (none is hard-coded)."""
     require_lab()
     workdir, user = tmp_path / "clilab", f"{LAB_USER}cli"
-    up = subprocess.run(["psdirect", "lab", "up", "--dir", str(workdir), "--hosts", "1",
+    up = subprocess.run([PSDIRECT, "lab", "up", "--dir", str(workdir), "--hosts", "1",
                          "--user", user], capture_output=True, text=True, timeout=60)
     try:
         assert up.returncode == 0, up.stderr
         assert "hardened" in up.stdout
         inventory = workdir / "inventory.toml"
         suite = Path(__file__).parent.parent / "example_suites" / "linux_baseline"
-        run = subprocess.run(["python", "-m", "pytest", str(suite), "--inventory", str(inventory),
+        run = subprocess.run([sys.executable, "-m", "pytest", str(suite), "--inventory", str(inventory),
                               "-p", "no:cacheprovider", "-q"], capture_output=True, text=True,
                              timeout=120)
         assert run.returncode == 0, run.stdout[-2000:]
     finally:
-        down = subprocess.run(["psdirect", "lab", "down", "--dir", str(workdir)],
+        down = subprocess.run([PSDIRECT, "lab", "down", "--dir", str(workdir)],
                               capture_output=True, text=True, timeout=60)
     assert down.returncode == 0 and "lab removed" in down.stdout
     assert not workdir.exists()
