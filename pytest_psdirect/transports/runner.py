@@ -80,7 +80,10 @@ class AgentRunner:
         try:
             while data := self._pipes.read_stdout():
                 for frame in parser.feed(data):
-                    self._frames.put(frame)
+                    if frame.kind == "S":  # noted here: waking the caller for it costs time
+                        self.groups.add(int(frame.payload))
+                    else:
+                        self._frames.put(frame)
         except (ProtocolError, OSError, EOFError) as exc:
             log.warning("agent on %s: %s", self._label, exc)
         except Exception as exc:  # a closed channel may raise anything; it ends the stream
@@ -185,9 +188,7 @@ class AgentRunner:
                 continue
             if frame.cid != cid:
                 continue  # a late frame of an earlier command
-            if frame.kind == "S":
-                self.groups.add(int(frame.payload))
-            elif frame.kind in ("1", "2"):
+            if frame.kind in ("1", "2"):
                 (out if frame.kind == "1" else err).write(frame.payload)
                 if stream is not None:
                     stream(int(frame.kind), frame.payload)
