@@ -18,12 +18,14 @@ from .errors import (
     FileTransferError,
     HostKeyMismatch,
     OutputTooLarge,
+    PowerShellFailed,
     PSDirectError,
     SessionBroken,
     TargetSpecError,
     TransportUnavailable,
     UnsupportedOperation,
 )
+from .powershell.result import PSResult
 from .results import CommandResult
 from .sessions import SessionPool, TargetSession
 from .settings import Settings, validate_timeout
@@ -35,7 +37,8 @@ __version__ = "0.1.0"
 __all__ = [
     "AuthenticationFailed", "CommandAborted", "CommandFailed", "CommandResult", "CommandTimeout",
     "ConnectFailed", "Credential", "CredentialError", "FileTransferError", "HostKeyMismatch",
-    "OutputTooLarge", "PSDirectError", "SessionBroken", "SessionPool", "Settings", "Target",
-    "TargetSession", "TargetSpecError", "Transport", "TransportRegistry", "TransportUnavailable",
-    "UnsupportedOperation", "Secret", "parse_target", "validate_timeout",
+    "OutputTooLarge", "PowerShellFailed", "PSDirectError", "PSResult", "SessionBroken",
+    "SessionPool", "Settings", "Target", "TargetSession", "TargetSpecError", "Transport",
+    "TransportRegistry", "TransportUnavailable", "UnsupportedOperation", "Secret", "parse_target",
+    "validate_timeout",
 ]

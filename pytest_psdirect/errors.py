@@ -134,3 +134,18 @@ class OutputTooLarge(CommandAborted):
     def __init__(self, message: str, *, limit: int = 0, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.limit = limit
+
+
+class PowerShellFailed(PSDirectError):
+    """PowerShell reported errors and the caller asked for none (``run_ps(..., check=True)``).
+
+    ``result`` is the whole :class:`~pytest_psdirect.powershell.PSResult`; the message shows the
+    error records (message, category, FullyQualifiedErrorId, position).
+    """
+
+    default_hint = ("pass check=False to collect the errors in result.errors instead (remote "
+                    "errors are non-terminating, as with Invoke-Command)")
+
+    def __init__(self, message: str, *, result: Any = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.result = result

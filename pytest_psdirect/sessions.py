@@ -21,7 +21,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .credentials.secret import Credential
-from .errors import CommandFailed, PSDirectError, SessionBroken
+from .errors import CommandFailed, PowerShellFailed, PSDirectError, SessionBroken
+from .powershell.command import Invocation, build_invocation
+from .powershell.command import from_file as invocation_from_file
+from .powershell.result import PSResult
 from .results import CommandResult
 from .settings import Settings, validate_timeout
 from .targets import Target
@@ -160,9 +163,42 @@ class TargetSession:
         """Copy a file from the target."""
         self._live_transport().get(remote, local)
 
-    def run_ps(self, script: str, *args: Any, **params: Any) -> Any:
-        """Run PowerShell with values passed as parameters (PowerShell transports only)."""
-        return self._live_transport().run_ps(script, *args, **params)
+    def run_ps(self, script: str, *args: Any, timeout: float | None = None, check: bool = False,
+               parameters: Mapping[str, Any] | None = None, **params: Any) -> PSResult:
+        """Run PowerShell on this target's RunspacePool; values go as data, never as text.
+
+        ``args`` bind positionally, ``params`` (and ``parameters``, for names such as
+        ``Timeout`` that clash with this method's own keywords) by name; a script without a
+        ``param()`` block gets one naming them. State persists: ``$p`` set in one call is there
+        in the next. Errors are collected in ``result.errors`` (non-terminating, as with
+        ``Invoke-Command``) unless ``check=True``, which raises :class:`PowerShellFailed`.
+
+        >>> r = target.run_ps("Get-Service -Name $Name", Name="W3SVC")   # doctest: +SKIP
+        >>> r.output[0]["Status"]                                          # doctest: +SKIP
+        'Running'
+        """
+        __tracebackhide__ = True
+        invocation = build_invocation(script, args, {**params, **(parameters or {})})
+        return self._invoke(invocation, timeout, check)
+
+    def run_ps_file(self, path: str, *args: Any, timeout: float | None = None,
+                    check: bool = False, **params: Any) -> PSResult:
+        """Run a local ``.ps1`` on the target (``Invoke-Command -FilePath``), values as data."""
+        __tracebackhide__ = True
+        return self._invoke(invocation_from_file(path, args, params), timeout, check)
+
+    def _invoke(self, invocation: Invocation, timeout: float | None, check: bool) -> PSResult:
+        __tracebackhide__ = True
+        wait = validate_timeout(timeout, "timeout") if timeout is not None else \
+            self._settings.command_timeout
+        log.debug("RUN_PS on %s (%d args, parameters %s)", self.url, len(invocation.args),
+                  sorted(invocation.params))
+        result = self._live_transport().run_ps(invocation, timeout=wait)
+        if check and result.had_errors:
+            shown = "\n".join(f"  {e}" for e in result.errors[:5]) or "  (no error record)"
+            raise PowerShellFailed(f"PowerShell reported {len(result.errors)} error(s):\n{shown}",
+                                   target=self.url, result=result)
+        return result
 
     @property
     def testinfra(self) -> testinfra.host.Host:

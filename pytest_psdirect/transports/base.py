@@ -12,10 +12,12 @@ import abc
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ..credentials.secret import Credential
 from ..errors import CommandTimeout, PSDirectError, SessionBroken, UnsupportedOperation
+from ..powershell.command import Invocation
+from ..powershell.result import PSResult
 from ..results import CommandResult
 from ..settings import Settings
 from ..targets import Target
@@ -79,12 +81,12 @@ class Transport(abc.ABC):
         raise UnsupportedOperation(f"{self.scheme} targets have no stateful shell",
                                    target=self.target.url)
 
-    def run_ps(self, script: str, *args: Any, **params: Any) -> Any:
+    def run_ps(self, invocation: Invocation, *, timeout: float) -> PSResult:
         """Run PowerShell (transports with a PowerShell engine override this)."""
         raise UnsupportedOperation(
-            f"{self.scheme} targets run no PowerShell yet", target=self.target.url,
-            hint="use target.run() for shell commands; run_ps needs a winrm://, vm:// or "
-                 "pwsh+ssh:// target")
+            f"{self.scheme} targets run no PowerShell", target=self.target.url,
+            hint="use target.run() for shell commands; run_ps needs a winrm://, pwsh+ssh://, "
+                 "pwsh:// or (later) vm:// target")
 
 
 class StatefulShell:
