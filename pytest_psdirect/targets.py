@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from .errors import TargetSpecError
 
 #: Schemes DESIGN.md plans whose transports have not landed yet (named "planned" in errors).
-PLANNED_SCHEMES = ("winrm", "pwsh+ssh", "vm", "vmid", "container", "qemu")
+PLANNED_SCHEMES = ("winrm", "pwsh+ssh", "vm", "vmid", "container", "qemu", "pwsh")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9_.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
 _SECRET_OPTIONS = ("password", "passwd", "pass", "secret", "token")
@@ -98,9 +98,10 @@ def parse_target(spec: str, *, name: str | None = None, tags: frozenset[str] = f
     host = parts.hostname or ""
     if parts.netloc and "[" in parts.netloc:
         host = f"[{host}]"
-    if scheme == "local":
+    if scheme in ("local", "pwsh"):  # this machine: no host
         if host not in ("", "localhost"):
-            raise TargetSpecError(f"local target {spec!r} names a host", hint="write local://")
+            raise TargetSpecError(f"{scheme} target {spec!r} names a host",
+                                  hint=f"write {scheme}://")
         host = ""
     elif not host or not _HOSTNAME.match(host):
         raise TargetSpecError(f"target {spec!r} has no valid host name",

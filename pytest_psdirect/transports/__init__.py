@@ -32,6 +32,8 @@ class _Entry:
 BUILTIN_TRANSPORTS: dict[str, _Entry] = {
     "local": _Entry("pytest_psdirect.transports.local:LocalTransport", None),
     "ssh": _Entry("pytest_psdirect.transports.ssh:SSHTransport", None),
+    "pwsh+ssh": _Entry("pytest_psdirect.transports.pwsh_ssh:PwshSSHTransport", None),
+    "pwsh": _Entry("pytest_psdirect.transports.pwsh_local:PwshLocalTransport", None),
 }
 
 

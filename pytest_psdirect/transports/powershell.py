@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping
 
 from ..errors import UnsupportedOperation
+from ..powershell import files as psfiles
 from ..powershell.command import Invocation, build_invocation
 from ..powershell.engine import PSEngine
 from ..powershell.result import PSResult
@@ -93,6 +94,15 @@ class PowerShellTransport(Transport):
         return CommandResult(rc=int(row.get("rc", -1)), stdout_bytes=out.encode(),
                              stderr_bytes=err.encode(), duration=time.perf_counter() - start,
                              command=cmd, target=self.target.url)
+
+    def put(self, local: str, remote: str) -> None:
+        """Chunked, SHA-256 checked, renamed into place when complete (``powershell/files.py``)."""
+        psfiles.put(psfiles.invoker(self.run_ps), local, remote, target=self.target.url,
+                    stall=self.settings.connect_timeout, finish=self.settings.command_timeout)
+
+    def get(self, remote: str, local: str) -> None:
+        psfiles.get(psfiles.invoker(self.run_ps), remote, local, target=self.target.url,
+                    stall=self.settings.connect_timeout, finish=self.settings.command_timeout)
 
     def close(self) -> None:
         if self._engine is not None:
