@@ -34,12 +34,26 @@ def require_lab() -> None:
         pytest.skip(why)
 
 
+def psrp_server_command() -> str:
+    """The test PSRP server (tests/psrp_server.py) as a command the lab user can run: this
+    Python's site-packages on PYTHONPATH, a system python of the same version (a venv under
+    /root is not readable by the lab user)."""
+    import sys
+    import sysconfig
+
+    system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    python = system if os.path.exists(system) else sys.executable
+    server = Path(__file__).with_name("psrp_server.py")
+    return f"/usr/bin/env PYTHONPATH={sysconfig.get_paths()['purelib']} {python} {server}"
+
+
 @pytest.fixture(scope="session")
 def ssh_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHLab]:
     """Three real sshd hosts (lab1 hardened, lab2/lab3 weak) on a free 10.N.0.0/24."""
     require_lab()
     lab = SSHLab(tmp_path_factory.mktemp("lab"), hosts=3, user=LAB_USER,
-                 subnet=os.environ.get("PSDIRECT_LAB_SUBNET"))  # e.g. "10.210.0"; default: free
+                 subnet=os.environ.get("PSDIRECT_LAB_SUBNET"),  # e.g. "10.210.0"; default: free
+                 sshd_extra=f"Subsystem powershell {psrp_server_command()}\n")
     lab.up()
     yield lab
     lab.down()

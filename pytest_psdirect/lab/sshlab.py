@@ -108,8 +108,9 @@ class SSHLab:
     """Builds and removes the lab. ``subnet`` is the first three octets of a /24."""
 
     def __init__(self, workdir: Path, hosts: int = 3, subnet: str | None = None,
-                 user: str = LAB_USER) -> None:
+                 user: str = LAB_USER, sshd_extra: str = "") -> None:
         self.workdir = workdir.resolve()
+        self.sshd_extra = sshd_extra  # more sshd_config lines (e.g. a Subsystem), every host
         self.user = user
         self.count = hosts
         self.subnet = subnet  # None: the first free 10.N.0, picked under the lab lock by up()
@@ -244,7 +245,7 @@ class SSHLab:
             "HostKey /etc/ssh/ssh_host_ed25519_key\nPasswordAuthentication yes\n"
             "KbdInteractiveAuthentication no\nUsePAM yes\nPrintMotd no\nMaxStartups 100\n"
             "MaxSessions 100\nSubsystem sftp /usr/lib/openssh/sftp-server\n"
-            + (_HARDENED if host.hardened else _WEAK))
+            + self.sshd_extra + (_HARDENED if host.hardened else _WEAK))
         if os.path.exists("/etc/ssh/moduli"):
             shutil.copyfile("/etc/ssh/moduli", etc_ssh / "moduli")
         with open(self.workdir / f"{host.name}.log", "wb") as logfile:

@@ -129,7 +129,7 @@ class OutOfProcEngine(PSEngine):
             while data := pipes.read_stderr():
                 self._stderr += data
                 del self._stderr[:-_STDERR_TAIL]
-        except Exception:  # noqa: S110 - the stdout reader reports the end
+        except Exception:
             pass
 
     def _peer_said(self) -> str:
@@ -142,9 +142,24 @@ class OutOfProcEngine(PSEngine):
         try:
             self._pipes.write(data)
         except OSError as exc:
-            self._broken = f"cannot write to PowerShell: {exc}"
+            self._broken = self._what_it_wrote() or f"cannot write to PowerShell: {exc}"
             raise SessionBroken(self._broken + self._peer_said(), target=self._label,
-                                hint="the PowerShell process or connection ended") from None
+                                hint="the PowerShell process or connection ended; is it "
+                                     "PowerShell started with -s (server mode)?") from None
+
+    def _what_it_wrote(self) -> str | None:
+        """After a failed write: what the peer printed before it ended, if that was not PSRP."""
+        deadline = time.monotonic() + 1.0
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                item = self._packets.get(timeout=remaining)
+            except queue.Empty:
+                return None
+            if item is _EOF:
+                return None
+            if isinstance(item, FramingError):
+                return f"the peer does not speak PSRP (it wrote {item.line!r})"
+        return None
 
     def _handle(self, item: Any) -> None:
         if item is _EOF:

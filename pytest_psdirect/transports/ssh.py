@@ -123,6 +123,12 @@ class SSHTransport(ShellTransport):
 
     def open(self) -> None:
         __tracebackhide__ = True
+        self.connect()
+        self._ensure_runner()
+
+    def connect(self) -> None:
+        """Connect and authenticate only (``pwsh+ssh://`` then opens its subsystem channel)."""
+        __tracebackhide__ = True
         ep = self._endpoint()
         for key in ep.key_files:
             if not os.path.isfile(key):
@@ -157,7 +163,12 @@ class SSHTransport(ShellTransport):
         transport = client.get_transport()
         if transport is not None:
             transport.set_keepalive(30)
-        self._ensure_runner()
+
+    def open_subsystem(self, name: str, timeout: float) -> paramiko.Channel:
+        """A channel running the server's ``Subsystem name`` (e.g. ``powershell``)."""
+        chan = self._transport().open_session(timeout=timeout)
+        chan.invoke_subsystem(name)
+        return chan
 
     def _connect_error(self, exc: Exception, ep: _Endpoint) -> ConnectFailed:
         where, url = f"{ep.hostname}:{ep.port}", self.target.url

@@ -7,6 +7,7 @@ this machine's disk what the PowerShell would do on the target's.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
@@ -129,10 +130,8 @@ def put_finish(ctx: Context) -> None:
 
 
 def put_abort(ctx: Context) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(ctx.params["Part"])
-    except OSError:
-        pass
 
 
 def get_stat(ctx: Context) -> None:
