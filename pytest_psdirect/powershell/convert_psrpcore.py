@@ -64,7 +64,8 @@ def to_python(obj: Any, depth: int = 0) -> Any:
 
 
 def _primitive(obj: Any) -> Any:
-    for kind in (str, int, float, bytes):
+    kinds: tuple[type[Any], ...] = (str, int, float, bytes)
+    for kind in kinds:
         if isinstance(obj, kind):
             return kind(obj)
     return obj

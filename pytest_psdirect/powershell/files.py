@@ -167,5 +167,5 @@ def get(invoke: Invoke, remote: str, local: str, *, stall: float, finish: float,
 def invoker(run_ps: Callable[..., PSResult]) -> Invoke:
     """Adapt a transport's ``run_ps(invocation, timeout=)`` to :data:`Invoke`."""
     def invoke(script: str, values: dict[str, Any], timeout: float) -> PSResult:
-        return run_ps(build_invocation(script, (), values), timeout=timeout)  # type: ignore[no-any-return]
+        return run_ps(build_invocation(script, (), values), timeout=timeout)
     return invoke

@@ -36,7 +36,7 @@ from . import convert_psrpcore as conv
 from .command import Invocation
 from .engine import PSEngine
 from .oopframing import FramingError, Packet, PacketParser, data_packet, guid_packet
-from .result import PSResult
+from .result import ErrorRecord, PSResult
 
 log = logging.getLogger(__name__)
 _FRAGMENT = 32 << 10  # PowerShell's default PSRP fragment size
@@ -194,7 +194,7 @@ class OutOfProcEngine(PSEngine):
     def _unreadable(self, exc: Exception) -> None:
         log.warning("%s: a PSRP message could not be read: %s", self._label, exc)
         for collector in self._collectors.values():
-            collector.result["errors"].append(conv.ErrorRecord(
+            collector.result["errors"].append(ErrorRecord(
                 f"a PSRP message could not be read ({type(exc).__name__}: {exc})",
                 category="ReadError", fully_qualified_error_id="PsdirectUnreadableMessage"))
 

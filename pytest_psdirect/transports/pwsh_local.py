@@ -45,11 +45,11 @@ class _ProcessPipes:
 
     def read_stdout(self) -> bytes:
         assert self.proc.stdout is not None
-        return self.proc.stdout.read1(_READ)
+        return os.read(self.proc.stdout.fileno(), _READ)
 
     def read_stderr(self) -> bytes:
         assert self.proc.stderr is not None
-        return self.proc.stderr.read1(_READ)
+        return os.read(self.proc.stderr.fileno(), _READ)
 
     def close(self) -> None:
         """Close stdin (PowerShell exits on EOF), wait a little, then kill it."""
@@ -90,7 +90,7 @@ class PwshLocalTransport(PowerShellTransport):
         log.debug("%s: starting %s", self.target, argv[0])
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, env=scrubbed_environ(os.environ),
+                                    stderr=subprocess.PIPE, bufsize=0, env=scrubbed_environ(os.environ),
                                     start_new_session=True)
         except OSError as exc:
             raise ConnectFailed(f"cannot start {argv[0]}: {exc.strerror or exc}",
