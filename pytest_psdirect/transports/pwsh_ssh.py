@@ -33,6 +33,7 @@ class PwshSSHTransport(PowerShellTransport):
     """A RunspacePool on the SSH ``powershell`` subsystem."""
 
     scheme: ClassVar[str] = "pwsh+ssh"
+    subsystem: ClassVar[str] = "powershell"
     _ssh: SSHTransport | None = None
 
     def open(self) -> None:
@@ -49,9 +50,9 @@ class PwshSSHTransport(PowerShellTransport):
     def _subsystem(self, timeout: float) -> ShellPipes:
         assert self._ssh is not None
         try:
-            chan = self._ssh.open_subsystem("powershell", timeout)
+            chan = self._ssh.open_subsystem(self.subsystem, timeout)
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise ConnectFailed(f"the SSH server refused the 'powershell' subsystem: {exc}",
+            raise ConnectFailed(f"the SSH server refused the {self.subsystem!r} subsystem: {exc}",
                                 target=self.target.url, hint=SUBSYSTEM_HINT) from None
         return _ChannelPipes(chan)
 
