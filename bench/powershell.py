@@ -26,12 +26,12 @@ import psrpcore
 from psrpcore.types import PSInvocationState, RunspacePoolState
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from psrp_fixtures import SERVER, server_wrapper  # noqa: E402
+from psrp_fixtures import SERVER, server_wrapper
 
-from pytest_psdirect import Settings  # noqa: E402
-from pytest_psdirect.sessions import SessionPool  # noqa: E402
-from pytest_psdirect.targets import parse_target  # noqa: E402
-from pytest_psdirect.transports import TransportRegistry  # noqa: E402
+from pytest_psdirect import Settings
+from pytest_psdirect.sessions import SessionPool
+from pytest_psdirect.targets import parse_target
+from pytest_psdirect.transports import TransportRegistry
 
 EMPTY = uuid.UUID(int=0)
 FINAL = (PSInvocationState.Completed, PSInvocationState.Failed, PSInvocationState.Stopped)
