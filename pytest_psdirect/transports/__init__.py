@@ -32,6 +32,7 @@ class _Entry:
 BUILTIN_TRANSPORTS: dict[str, _Entry] = {
     "local": _Entry("pytest_psdirect.transports.local:LocalTransport", None),
     "ssh": _Entry("pytest_psdirect.transports.ssh:SSHTransport", None),
+    "winrm": _Entry("pytest_psdirect.transports.winrm:WinRMTransport", None),
 }
 
 
