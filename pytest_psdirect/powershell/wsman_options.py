@@ -10,10 +10,11 @@ Example::
     >>> o = parse_winrm(parse_target("winrm://admin@srv01?ssl=1&auth=ntlm"))
     >>> o.endpoint, o.auth, o.cert_validation, o.configuration_name
     ('https://srv01:5986/wsman', 'ntlm', True, 'Microsoft.PowerShell')
-    >>> parse_winrm(parse_target("winrm://srv01?auth=digest"))
-    Traceback (most recent call last):
-    ...
-    pytest_psdirect.errors.TargetSpecError: winrm://srv01?auth=digest: ?auth='digest' is not one of basic, certificate, credssp, kerberos, negotiate, ntlm (hint: write e.g. winrm://srv01?auth=negotiate&ssl=1)
+    >>> try:
+    ...     parse_winrm(parse_target("winrm://srv01?auth=digest"))
+    ... except TargetSpecError as exc:
+    ...     print(exc.message)
+    ?auth='digest' is not one of basic, certificate, credssp, kerberos, negotiate, ntlm
     >>> computer_name_url("srv01", ssl=True, auth="kerberos")
     'winrm://srv01?auth=kerberos&ssl=1'
     >>> connection_uri_url("https://srv01:5986/wsman")
