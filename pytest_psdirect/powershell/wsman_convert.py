@@ -95,7 +95,8 @@ def error_record(record: PypsrpErrorRecord) -> ErrorRecord:
                      if isinstance(category, int) and 0 <= category < len(ERROR_CATEGORIES)
                      else str(category) if category is not None else "NotSpecified")
     position = (getattr(record, "invocation_position_message", None)
-                or _prop(getattr(record, "invocation_info", None), "PositionMessage") or "")
+                or _prop(getattr(record, "invocation_info", None), "PositionMessage")
+                or getattr(record, "script_stacktrace", None) or "")
     exception_type = ""
     if isinstance(exception, GenericComplexObject) and exception.types:
         exception_type = _type_names(exception.types)[0]
