@@ -197,7 +197,7 @@ def test_timeout_stops_the_pipeline_and_the_session_goes_on(
     stop = next(m for m in load_messages(recordings, "test_psrp_nested_command")
                 if "Signal" in m["request"])
     again = load_messages(recordings, "test_psrp_multiple_invocations")[3:6]
-    engine, replay = replayed(long_run[:4] + [stop] + again + [long_run[-1]])
+    engine, replay = replayed([*long_run[:4], stop, *again, long_run[-1]])
     record_send = replay.send
     polls = []
 
@@ -227,7 +227,7 @@ def test_a_fault_on_receive_breaks_the_session(recordings: Path,
     """The server's fault "invalid selectors" (the shell is gone) -> SessionBroken with a hint."""
     streams = load_messages(recordings, "test_psrp_stream_output_invocation")
     gone = load_messages(recordings, "test_psrp_receive_failure")[3]
-    engine, replay = replayed(streams[:4] + [gone])
+    engine, replay = replayed([*streams[:4], gone])
     engine.open(5)
     with pytest.raises(SessionBroken, match=r"runspace pool is gone \(WSMan fault 0x8033805B"
                        ) as info:
