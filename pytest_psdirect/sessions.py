@@ -259,7 +259,7 @@ class SessionPool:
     def _open(self, target: Target) -> TargetSession:
         __tracebackhide__ = True
         cls = self._registry.get(target.scheme)
-        credential = self._credential_for(target, cls.credential_required)
+        credential = self._credential_for(target, cls.credential_required_for(target))
 
         def connect() -> Transport:
             __tracebackhide__ = True

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from .errors import TargetSpecError
 
 #: Schemes DESIGN.md plans whose transports have not landed yet (named "planned" in errors).
-PLANNED_SCHEMES = ("winrm", "pwsh+ssh", "vm", "vmid", "container", "qemu", "pwsh")
+PLANNED_SCHEMES = ("vm", "vmid", "container", "qemu")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9_.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
 _SECRET_OPTIONS = ("password", "passwd", "pass", "secret", "token")
@@ -123,13 +123,13 @@ def check_scheme(target: Target, available: Iterable[str]) -> None:
     The hint lists only the schemes that have a transport (``available``, the registry's);
     a scheme DESIGN.md plans is named as planned.
 
-    >>> for url in ("ftp://h", "winrm://h", "ssh://h"):
+    >>> for url in ("ftp://h", "qemu://h", "ssh://h"):
     ...     try:
     ...         check_scheme(parse_target(url), ["local", "ssh"])
     ...     except TargetSpecError as exc:
     ...         print(exc)
     unknown scheme 'ftp' in target 'ftp://h' (hint: use one of: local, ssh)
-    no transport for winrm:// targets in this version: it is planned (hint: use one of: local, ssh)
+    no transport for qemu:// targets in this version: it is planned (hint: use one of: local, ssh)
     """
     schemes = sorted(available)
     if target.scheme in schemes:

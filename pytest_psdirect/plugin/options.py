@@ -17,6 +17,7 @@ import pytest
 
 from ..errors import PSDirectError, TargetSpecError
 from ..inventory import Inventory, load_inventory
+from ..powershell.wsman_options import AUTHS, computer_name_url, connection_uri_url, parse_winrm
 from ..settings import Settings, parse_size, validate_timeout
 from ..targets import Target, check_scheme, parse_target
 from ..transports import TransportRegistry
@@ -48,6 +49,23 @@ def addoptions(parser: pytest.Parser) -> None:
     group.addoption("--ssh-host", action="append", default=[], metavar="USER@HOST[:PORT]",
                     help="an SSH target (repeatable)")
     group.addoption("--inventory", metavar="FILE", help="TOML inventory of named targets")
+    # WinRM, named as Invoke-Command names them (-ComputerName, -ConnectionUri, ...)
+    group.addoption("--computer-name", action="append", default=[], metavar="[USER@]HOST",
+                    help="a WinRM target (repeatable, comma lists): winrm://HOST")
+    group.addoption("--connection-uri", action="append", default=[], metavar="URI",
+                    help="a WinRM endpoint, e.g. https://srv01:5986/wsman (repeatable)")
+    group.addoption("--configuration-name", metavar="NAME",
+                    help="PowerShell session configuration for --computer-name/--connection-uri "
+                         "targets (default Microsoft.PowerShell)")
+    group.addoption("--winrm-auth", metavar="AUTH",
+                    type=_option_type(_winrm_auth, "--winrm-auth"),
+                    help="negotiate (default), kerberos, ntlm, basic, certificate or credssp")
+    group.addoption("--winrm-port", metavar="PORT", type=_option_type(_port, "--winrm-port"),
+                    help="WinRM port for --computer-name (default 5985, 5986 with --winrm-ssl)")
+    group.addoption("--winrm-ssl", action="store_true", default=False,
+                    help="https for --computer-name targets (-UseSSL)")
+    group.addoption("--winrm-insecure-certificates", action="store_true", default=False,
+                    help="do not validate WinRM TLS certificates (prints a warning; labs only)")
     group.addoption("--ssh-key", metavar="PATH", help="private key for SSH targets")
     group.addoption("--ssh-known-hosts", metavar="PATH", help="extra known_hosts file")
     group.addoption("--ssh-insecure-host-keys", action="store_true", default=None,
@@ -90,6 +108,7 @@ def read_selection(config: pytest.Config, registry: TransportRegistry) -> Select
         hosts = [hosts] if isinstance(hosts, str) else hosts
         specs = [s for opt in hosts for s in opt.split(",") if s.strip()]
         specs += [f"ssh://{s}" for s in config.getoption("ssh_host")]
+        specs += winrm_specs(config)
         targets = [parse_target(s) for s in specs]
         if inventory:
             targets += inventory.targets
@@ -103,12 +122,44 @@ def read_selection(config: pytest.Config, registry: TransportRegistry) -> Select
     return Selection(unique, inventory)
 
 
+def _winrm_auth(text: str, name: str) -> str:
+    if text.lower() not in AUTHS:
+        raise ValueError(f"{name}={text!r} is not one of {', '.join(AUTHS)}")
+    return text.lower()
+
+
+def _port(text: str, name: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"{name}={text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def winrm_specs(config: pytest.Config) -> list[str]:
+    """``--computer-name``/``--connection-uri`` as winrm:// URLs, with the WinRM options."""
+    common = {"auth": config.getoption("winrm_auth"),
+              "configuration_name": config.getoption("configuration_name"),
+              "insecure": bool(config.getoption("winrm_insecure_certificates"))}
+    names = [n for opt in config.getoption("computer_name") for n in opt.split(",") if n.strip()]
+    specs = [computer_name_url(n, port=config.getoption("winrm_port"),
+                               ssl=bool(config.getoption("winrm_ssl")), **common) for n in names]
+    specs += [connection_uri_url(u, **common) for u in config.getoption("connection_uri")]
+    for spec in specs:
+        parse_winrm(parse_target(spec))  # a bad combination is a usage error now
+    return specs
+
+
 def check_target(target: Target, registry: TransportRegistry) -> None:
     """Usage error unless a transport serves ``target`` and its ``?timeout=`` is valid."""
     try:
         check_scheme(target, registry.schemes())
     except TargetSpecError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if target.scheme == "winrm":
+        try:
+            parse_winrm(target)
+        except TargetSpecError as exc:
+            where = f"inventory target {target.name!r}: " if target.name else ""
+            raise pytest.UsageError(f"{where}{exc}") from None
     timeout = target.option("timeout")
     if timeout is not None:
         where = f"inventory target {target.name!r}: " if target.name else ""

@@ -45,7 +45,8 @@ class ErrorRecord:
     """One record of PowerShell's error stream.
 
     ``category`` is the ErrorCategory name (``ObjectNotFound``...), ``fully_qualified_error_id``
-    the FullyQualifiedErrorId, ``script_position`` the PositionMessage (where in the script),
+    the FullyQualifiedErrorId, ``script_position`` the PositionMessage (where in the script; the
+    ScriptStackTrace when PowerShell sent no PositionMessage),
     ``exception_type`` the .NET type of the exception behind it.
     """
 

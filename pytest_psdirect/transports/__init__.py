@@ -34,6 +34,7 @@ BUILTIN_TRANSPORTS: dict[str, _Entry] = {
     "ssh": _Entry("pytest_psdirect.transports.ssh:SSHTransport", None),
     "pwsh+ssh": _Entry("pytest_psdirect.transports.pwsh_ssh:PwshSSHTransport", None),
     "pwsh": _Entry("pytest_psdirect.transports.pwsh_local:PwshLocalTransport", None),
+    "winrm": _Entry("pytest_psdirect.transports.winrm:WinRMTransport", None),
 }
 
 

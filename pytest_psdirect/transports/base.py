@@ -37,6 +37,12 @@ class Transport(abc.ABC):
     #: True when the target cannot be reached without a credential (PowerShell Direct).
     credential_required: ClassVar[bool] = False
 
+    @classmethod
+    def credential_required_for(cls, target: Target) -> bool:
+        """Whether ``target`` needs a credential (default :attr:`credential_required`);
+        transports whose URL options decide it (``winrm://?auth=kerberos``) override this."""
+        return cls.credential_required
+
     def __init__(self, target: Target, credential: Credential | None, settings: Settings) -> None:
         self.target = target
         self.credential = credential
