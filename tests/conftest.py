@@ -34,29 +34,59 @@ def require_lab() -> None:
         pytest.skip(why)
 
 
-def psrp_server_command() -> str:
-    """The test PSRP server (tests/psrp_server.py) as a command the lab user can run: this
-    Python's site-packages on PYTHONPATH, a system python of the same version (a venv under
-    /root is not readable by the lab user)."""
-    import sys
-    import sysconfig
+#: what tests/psrp_server.py imports from site-packages (found with sys.modules after importing it)
+_SERVER_NEEDS = ("psrpcore", "cryptography", "_cffi_backend")
 
+
+def psrp_server_command(stage: Path) -> str:
+    """The test PSRP server (tests/psrp_server.py) as a command the lab user can run.
+
+    The lab user cannot read this Python's venv (under /root, or a 0700 mktemp dir in CI), so
+    the server and the packages it imports are copied into ``stage`` (made world-readable) and
+    run by the system python of the same version.
+    """
+    import importlib.util
+    import shutil
+    import sys
+
+    stage.chmod(0o755)
+    here = Path(__file__).parent
+    shutil.copy(here / "psrp_server.py", stage)
+    shutil.copytree(here / "psrpserver", stage / "psrpserver",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in _SERVER_NEEDS:
+        spec = importlib.util.find_spec(name)
+        origin = Path(spec.origin) if spec and spec.origin else None
+        if origin is None:
+            raise RuntimeError(f"the test PSRP server needs {name}, which is not installed")
+        if origin.name == "__init__.py":
+            shutil.copytree(origin.parent, stage / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(origin, stage)
+    for path in [stage, *stage.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
     system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
     python = system if os.path.exists(system) else sys.executable
-    server = Path(__file__).with_name("psrp_server.py")
-    return f"/usr/bin/env PYTHONPATH={sysconfig.get_paths()['purelib']} {python} {server}"
+    return f"/usr/bin/env PYTHONPATH={stage} {python} {stage / 'psrp_server.py'}"
 
 
 @pytest.fixture(scope="session")
 def ssh_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHLab]:
     """Three real sshd hosts (lab1 hardened, lab2/lab3 weak) on a free 10.N.0.0/24."""
     require_lab()
-    lab = SSHLab(tmp_path_factory.mktemp("lab"), hosts=3, user=LAB_USER,
-                 subnet=os.environ.get("PSDIRECT_LAB_SUBNET"),  # e.g. "10.210.0"; default: free
-                 sshd_extra=f"Subsystem powershell {psrp_server_command()}\n")
-    lab.up()
-    yield lab
-    lab.down()
+    import shutil
+    import tempfile
+
+    stage = Path(tempfile.mkdtemp(prefix="psd-psrp-"))  # outside pytest's 0700 tmp dirs
+    try:
+        lab = SSHLab(tmp_path_factory.mktemp("lab"), hosts=3, user=LAB_USER,
+                     subnet=os.environ.get("PSDIRECT_LAB_SUBNET"),  # e.g. "10.210.0"; default: free
+                     sshd_extra=f"Subsystem powershell {psrp_server_command(stage)}\n")
+        lab.up()
+        yield lab
+        lab.down()
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
