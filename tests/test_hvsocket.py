@@ -74,59 +74,60 @@ def test_receive_buffer_sizes_follow_powershell():
 
 def test_empty_password_sends_emptypw_and_domain_defaults_to_localhost():
     sent, outcome = run(BrokerClient("admin", Secret("")),
-                        [b"VERSION_2", b"PASS", b"PASS", b"PASS", b"PASS", b"TOKEN t"])
+                        [b"VERSION_2", b"PASS", b"PASS", b"PASS", b"PASS", b"TOKEN tk-4f1d"])
     assert sent == [b"VERSION", b"VERSION_2", b"l\x00o\x00c\x00a\x00l\x00h\x00o\x00s\x00t\x00",
                     "admin".encode("utf-16-le"), b"EMPTYPW", b"PASS", b"PASS"]
-    assert isinstance(outcome, Done) and outcome.token.reveal() == "t"
+    assert isinstance(outcome, Done) and outcome.token.reveal() == "tk-4f1d"
 
 
 def test_user_at_domain_is_sent_whole_non_ascii_user_is_utf16():
-    sent, _ = run(BrokerClient("Jürgen@corp.example", Secret("x")),
-                  [b"VERSION_2", b"PASS", b"PASS", b"PASS", b"PASS", b"PASS", b"TOKEN t"])
+    sent, _ = run(BrokerClient("Jürgen@corp.example", Secret("Xq-7731")),
+                  [b"VERSION_2", b"PASS", b"PASS", b"PASS", b"PASS", b"PASS", b"TOKEN tk-4f1d"])
     assert sent[2] == "localhost".encode("utf-16-le")
-    assert sent[3] == b"J\x00\xfc\x00r\x00g\x00e\x00n\x00@\x00c\x00o\x00r\x00p\x00.\x00e\x00x\x00a\x00m\x00p\x00l\x00e\x00"
+    assert sent[3] == (b"J\x00\xfc\x00r\x00g\x00e\x00n\x00@\x00c\x00o\x00r\x00p\x00.\x00"
+                       b"e\x00x\x00a\x00m\x00p\x00l\x00e\x00")
 
 
 def test_conf_with_configuration_name():
-    broker = BrokerClient("admin", Secret("pw"), configuration_name="JEA.Maintenance")
+    broker = BrokerClient("admin", Secret("Pw-5512"), configuration_name="JEA.Maintenance")
     sent, outcome = run(broker, [b"VERSION_2", b"PASS", b"PASS", b"PASS", b"PASS", b"CONF",
-                                 b"PASS", b"TOKEN tok"])
-    assert sent[-4:] == [b"pw".decode().encode("utf-16-le"), b"NONEMPTYCF",
+                                 b"PASS", b"TOKEN tk-9a2c"])
+    assert sent[-4:] == ["Pw-5512".encode("utf-16-le"), b"NONEMPTYCF",
                          "JEA.Maintenance".encode("utf-16-le"), b"PASS"]
-    assert outcome.token.reveal() == "tok"
+    assert outcome.token.reveal() == "tk-9a2c"
 
 
 def test_fail_answers_fail_then_raises_the_documented_message():
-    broker = BrokerClient("admin", Secret("wrong"))
+    broker = BrokerClient("admin", Secret("Wrong-pw-1"))
     sent, outcome = run(broker, [b"VERSION_2", b"PASS", b"PASS", b"PASS", b"PASS", b"FAIL"])
     assert sent[-1] == b"FAIL"
     assert isinstance(outcome, Fail) and isinstance(outcome.error, AuthenticationFailed)
     assert outcome.error.message == "The credential is invalid."
     assert "user name and password" in outcome.error.hint
-    assert "wrong" not in str(outcome.error) and "wrong" not in repr(outcome)
+    assert "Wrong-pw-1" not in str(outcome.error) and "Wrong-pw-1" not in repr(outcome)
 
 
 def test_empty_user_name_is_refused_before_any_byte():
-    events = BrokerClient("DOM\\", Secret("x")).start()
+    events = BrokerClient("DOM\\", Secret("Xq-7731")).start()
     assert events == [events[0]] and isinstance(events[0], Fail)
     assert events[0].error.message == "The input username cannot be empty."
 
 
 def test_legacy_guest_probe_then_reconnect_then_legacy_exchange():
-    broker = BrokerClient("admin", Secret("pw"))
+    broker = BrokerClient("admin", Secret("Pw-5512"))
     sent, outcome = run(broker, [b"PASS", b"PASS", b"FAIL"])
     assert sent == [b"VERSION", "?<PSDirectVMLegacy>".encode("utf-16-le"), b"EMPTYPW", b"FAIL"]
     assert isinstance(outcome, Reconnect)
-    legacy = BrokerClient("admin", Secret("pw"), legacy=True)
+    legacy = BrokerClient("admin", Secret("Pw-5512"), legacy=True)
     sent, outcome = run(legacy, [b"PASS", b"PASS", b"PASS", b"PASS"])
     assert sent == ["localhost".encode("utf-16-le"), "admin".encode("utf-16-le"), b"NONEMPTYPW",
-                    "pw".encode("utf-16-le"), b"PASS"]
+                    "Pw-5512".encode("utf-16-le"), b"PASS"]
     assert outcome == Done(None)
     assert ServerClient(None).start() == [Done(None)]
 
 
 def test_legacy_guest_refused_when_not_allowed():
-    broker = BrokerClient("admin", Secret("pw"), allow_legacy=False)
+    broker = BrokerClient("admin", Secret("Pw-5512"), allow_legacy=False)
     broker.start()
     (fail,) = broker.receive(b"PASS")
     assert isinstance(fail, Fail) and isinstance(fail.error, hv.LegacyRefused)
@@ -144,10 +145,10 @@ def test_legacy_guest_refused_when_not_allowed():
     ([b""], "closed the connection (waiting for the version reply)"),
 ])
 def test_malformed_broker_replies_are_named(replies, words):
-    _, outcome = run(BrokerClient("admin", Secret("pw")), replies)
+    _, outcome = run(BrokerClient("admin", Secret("Pw-5512")), replies)
     assert isinstance(outcome, Fail) and isinstance(outcome.error, ConnectFailed)
     assert words in outcome.error.message
-    assert "pw" not in outcome.error.message.replace("PowerShell", "")
+    assert "Pw-5512" not in outcome.error.message
 
 
 def test_trailing_nuls_are_trimmed_and_long_replies_cut():
@@ -164,7 +165,7 @@ def test_server_exchange_bytes():
     sent, outcome = run(server, [b"VERSION_2", b"PASS", b"PASS"])
     assert sent == [b"VERSION", b"VERSION_2", b"TOKEN tok-123"]
     assert isinstance(outcome, Done)
-    events = ServerClient(Secret("t")).start()
+    events = ServerClient(Secret("tk-77e0")).start()
     assert events[-1] == Receive(16, "server version")
 
 
@@ -175,7 +176,7 @@ def test_server_exchange_bytes():
     ([b"VERSION_2", b""], ConnectFailed, "closed the connection"),
 ])
 def test_server_failures(replies, cls, words):
-    _, outcome = run(ServerClient(Secret("tok")), replies)
+    _, outcome = run(ServerClient(Secret("tk-0b3e")), replies)
     assert isinstance(outcome, Fail) and isinstance(outcome.error, cls)
     assert words in outcome.error.message
 
