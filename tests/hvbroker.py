@@ -65,6 +65,7 @@ class FakeGuest:
                 conn, _ = sock.accept()
             except (TimeoutError, OSError):
                 continue
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle, as hvsocket
             self._conns.append(conn)
             threading.Thread(target=self._run, args=(handler, conn), daemon=True).start()
 
@@ -76,7 +77,9 @@ class FakeGuest:
                        timeout: float) -> socket.socket:
         self.connects.append(service_id)
         port = self.listeners[service_id].getsockname()[1]
-        return socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
     def close(self) -> None:
         self._stop.set()

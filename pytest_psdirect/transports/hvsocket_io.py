@@ -94,6 +94,8 @@ class SocketPipes:
         self.sock = sock
         self.broker = broker
         sock.settimeout(None)  # the engine bounds its waits; the reader thread blocks
+        if sock.family in (socket.AF_INET, socket.AF_INET6):  # an injected TCP stand-in: no Nagle
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def write(self, data: bytes) -> None:
         self.sock.sendall(data)
