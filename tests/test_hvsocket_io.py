@@ -36,6 +36,12 @@ def native(guest, username="admin", password=PASSWORD, timeout=5.0, **kwargs):
                           **kwargs)
 
 
+def session(guest):
+    """The broker's record of the session (it writes it just after our last message)."""
+    assert wait_for(lambda: guest.sessions)
+    return guest.sessions[0]
+
+
 def handshake_only(guest, **kwargs):
     """connect() with the guest's server not starting PSRP: the handshake alone."""
     guest.psrp = False
@@ -50,14 +56,14 @@ def test_version2_handshake_with_token(guest):
     try:
         assert nat.legacy is False
         assert guest.connects == [BROKER_ID, SERVER_ID]
-        (session,) = guest.sessions
-        assert session["user"] == "localhost\\admin" and session["configuration"] is None
+        record = session(guest)
+        assert record["user"] == "localhost\\admin" and record["configuration"] is None
         broker_msgs = guest.broker_log[0]
         assert broker_msgs[:4] == [b"VERSION", b"VERSION_2", "localhost".encode("utf-16-le"),
                                    "admin".encode("utf-16-le")]
         assert broker_msgs[4:] == [b"NONEMPTYPW", PASSWORD.encode("utf-16-le"), b"EMPTYCF", b"PASS"]
         assert guest.server_log[0] == [b"VERSION", b"VERSION_2",
-                                       b"TOKEN " + str(session["token"]).encode()]
+                                       b"TOKEN " + str(record["token"]).encode()]
         assert guest.tokens == set()  # the token was used by our second connection
     finally:
         pipes.close()
@@ -70,10 +76,11 @@ def test_legacy_guest_reconnects_and_skips_version_and_token(guest):
     nat.connect(5.0).close()
     assert nat.legacy is True
     assert guest.connects == [BROKER_ID, BROKER_ID, SERVER_ID]
+    assert session(guest)["token"] is None
     probe, real = guest.broker_log
+    assert wait_for(lambda: len(probe) == 4)
     assert probe == [b"VERSION", "?<PSDirectVMLegacy>".encode("utf-16-le"), b"EMPTYPW", b"FAIL"]
     assert real[0] == "localhost".encode("utf-16-le") and b"VERSION" not in real
-    assert guest.sessions[0]["token"] is None
     assert wait_for(lambda: guest.server_log == [[]])  # nothing before PSRP on the server
 
 
@@ -87,9 +94,9 @@ def test_legacy_refused_when_not_allowed(guest):
 def test_empty_password_and_domain_user(guest):
     guest.users = {"WEB01\\svc": ""}
     handshake_only(guest, username="WEB01\\svc", password="")
+    assert session(guest)["user"] == "WEB01\\svc"
     msgs = guest.broker_log[0]
     assert msgs[2:5] == ["WEB01".encode("utf-16-le"), "svc".encode("utf-16-le"), b"EMPTYPW"]
-    assert guest.sessions[0]["user"] == "WEB01\\svc"
 
 
 def test_wrong_password_is_authentication_failed(guest, caplog):
@@ -106,16 +113,16 @@ def test_wrong_password_is_authentication_failed(guest, caplog):
 
 def test_conf_sends_configuration_name(guest):
     handshake_only(guest, configuration_name="Microsoft.PowerShell")
+    assert session(guest)["configuration"] == "Microsoft.PowerShell"
     msgs = guest.broker_log[0]
     assert msgs[-3:] == [b"NONEMPTYCF", "Microsoft.PowerShell".encode("utf-16-le"), b"PASS"]
-    assert guest.sessions[0]["configuration"] == "Microsoft.PowerShell"
 
 
 def test_pass_instead_of_conf_for_old_guests(guest):
     guest.conf = False
     handshake_only(guest, configuration_name="ignored")
+    assert session(guest)["configuration"] is None
     assert guest.broker_log[0][-2:] == [b"PASS", b"PASS"]  # our PASS, then the token's PASS
-    assert guest.sessions[0]["configuration"] is None
 
 
 @pytest.mark.parametrize(("reply", "words"), [
@@ -136,7 +143,7 @@ def test_malformed_replies(guest, reply, words):
 def test_silent_guest_is_bounded_by_the_timeout(guest, step):
     guest.reply = {step: None}
     start = time.monotonic()
-    with pytest.raises(ConnectFailed, match="within the connect timeout|timed out") as info:
+    with pytest.raises(ConnectFailed, match=r"within the connect timeout|timed out") as info:
         native(guest, timeout=0.5).connect(0.5)
     assert time.monotonic() - start < 2.0
     assert "vmicvmsession" in info.value.hint
@@ -146,7 +153,7 @@ def test_token_is_single_use(guest):
     guest.psrp = False
     nat = native(guest)
     nat.connect(5.0).close()
-    token = guest.sessions[0]["token"]
+    token = session(guest)["token"]
     sock = guest.socket_factory(VM, SERVER_ID, 2.0)
     sock.sendall(b"VERSION")
     assert sock.recv(16) == b"VERSION_2"
