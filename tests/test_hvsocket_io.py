@@ -15,8 +15,10 @@ from pytest_psdirect import Credential, Secret, Settings
 from pytest_psdirect.errors import AuthenticationFailed, ConnectFailed, TransportUnavailable
 from pytest_psdirect.powershell.command import build_invocation
 from pytest_psdirect.powershell.hvsocket import LegacyRefused
+from pytest_psdirect.targets import Target
 from pytest_psdirect.transports import hvsocket_io
 from pytest_psdirect.transports.hvsocket_io import NativePSDirect
+from pytest_psdirect.transports.powershell import PowerShellTransport
 
 VM = uuid.UUID("6a1b0c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d")
 PASSWORD = "Pa55w.rd"
@@ -204,3 +206,37 @@ def test_run_ps_over_the_socket(guest):
     finally:
         engine.close()
     assert wait_for(lambda: all(p.poll() is not None for p in guest.procs))  # Close ended it
+
+
+def test_wrong_password_through_engine_open(guest):
+    with pytest.raises(AuthenticationFailed, match="The credential is invalid"):
+        native(guest, password="Not-The-Pa55").open()
+    assert SERVER_ID not in guest.connects
+
+
+class _NativeVMTransport(PowerShellTransport):
+    """How the vm transport plugs the native route in: only _make_engine."""
+
+    scheme = "vmid"
+
+    def _make_engine(self):
+        assert self.credential is not None
+        return NativePSDirect(self.target.host, self.credential, self.settings,
+                              socket_factory=self.socket_factory, label=self.target.url).engine()
+
+
+def test_wiring_into_a_powershell_transport(guest):
+    transport = _NativeVMTransport(Target(scheme="vmid", host=str(VM)),
+                                   Credential("admin", Secret(PASSWORD)),
+                                   Settings(connect_timeout=5))
+    transport.socket_factory = guest.socket_factory
+    transport.open()
+    try:
+        assert transport.alive
+        result = transport.run_ps(build_invocation("psrp-test:echo", ("a",), {"N": 1}), timeout=10)
+        assert result.output[0]["Args"] == ["a"] and result.output[0]["Params"] == {"N": 1}
+        ran = transport.run("echo hi", timeout=10)
+        assert (ran.rc, ran.stdout) == (0, "hi\n")
+    finally:
+        transport.close()
+    assert not transport.alive
