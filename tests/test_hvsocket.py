@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_psdirect import Secret
 from pytest_psdirect.errors import AuthenticationFailed, ConnectFailed
@@ -192,3 +194,23 @@ def test_secrets_never_in_reprs_or_logs(caplog):
     assert "tok-SECRET" not in repr(outcome) and "tok-SECRET" not in repr(ServerClient(outcome.token))
     assert "guest speaks VERSION_2" in caplog.text  # it did log, without the secrets
     assert PASSWORD not in caplog.text and "tok-SECRET" not in caplog.text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=40), min_size=1, max_size=12), st.booleans(), st.booleans())
+def test_any_broker_replies_end_in_an_outcome_or_a_clear_error(replies, legacy, empty_pw):
+    broker = BrokerClient("admin", Secret("" if empty_pw else "Fz-Pa55-31"), legacy=legacy,
+                          configuration_name="cfg")
+    events = broker.start()
+    for reply in replies:
+        if not isinstance(events[-1], Receive):
+            break
+        assert all(isinstance(e, Send) for e in events[:-1])
+        events = broker.receive(reply)
+    outcome = events[-1]
+    assert isinstance(outcome, Receive | Done | Reconnect | Fail)
+    if isinstance(outcome, Fail):
+        assert isinstance(outcome.error, ConnectFailed) and outcome.error.message
+        assert "Fz-Pa55-31" not in str(outcome.error)
+    if isinstance(outcome, Done) and not legacy:
+        assert outcome.token is not None and outcome.token.reveal()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+import threading
 import time
 import uuid
 
@@ -14,7 +15,7 @@ from hvbroker import BROKER_ID, SERVER_ID, FakeGuest, wait_for
 from pytest_psdirect import Credential, Secret, Settings
 from pytest_psdirect.errors import AuthenticationFailed, ConnectFailed, TransportUnavailable
 from pytest_psdirect.powershell.command import build_invocation
-from pytest_psdirect.powershell.hvsocket import LegacyRefused
+from pytest_psdirect.powershell.hvsocket import Done, LegacyRefused, ServerClient
 from pytest_psdirect.targets import Target
 from pytest_psdirect.transports import hvsocket_io
 from pytest_psdirect.transports.hvsocket_io import NativePSDirect
@@ -240,3 +241,41 @@ def test_wiring_into_a_powershell_transport(guest):
     finally:
         transport.close()
     assert not transport.alive
+
+
+def test_replies_split_across_segments_over_a_socketpair():
+    """A 4-byte status may arrive in pieces: it is read whole; the rest stays for the next step."""
+    ours, theirs = socket.socketpair()
+    got: list[bytes] = []
+
+    def peer():
+        got.append(theirs.recv(64))  # VERSION
+        theirs.sendall(b"VERSION_2")
+        got.append(theirs.recv(64))  # VERSION_2
+        theirs.sendall(b"PA")
+        time.sleep(0.05)
+        theirs.sendall(b"SS")
+        got.append(theirs.recv(64))  # TOKEN ...
+        theirs.sendall(b"PASS")
+
+    thread = threading.Thread(target=peer)
+    thread.start()
+    outcome = hvsocket_io.run_exchange(ours, ServerClient(Secret("tk-split-5150")),
+                                       time.monotonic() + 5, "vmid://test")
+    thread.join(5)
+    assert isinstance(outcome, Done)
+    assert got == [b"VERSION", b"VERSION_2", b"TOKEN tk-split-5150"]
+    ours.close()
+    theirs.close()
+
+
+def test_silent_peer_over_a_socketpair_is_bounded():
+    ours, theirs = socket.socketpair()
+    start = time.monotonic()
+    with pytest.raises(ConnectFailed, match="no server version within the connect timeout"):
+        hvsocket_io.run_exchange(ours, ServerClient(Secret("tk-quiet-8080")),
+                                 time.monotonic() + 0.3, "vmid://test")
+    assert 0.25 < time.monotonic() - start < 1.5
+    assert theirs.recv(64) == b"VERSION"
+    ours.close()
+    theirs.close()
