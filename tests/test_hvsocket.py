@@ -214,3 +214,10 @@ def test_any_broker_replies_end_in_an_outcome_or_a_clear_error(replies, legacy, 
         assert "Fz-Pa55-31" not in str(outcome.error)
     if isinstance(outcome, Done) and not legacy:
         assert outcome.token is not None and outcome.token.reveal()
+
+
+def test_module_examples():
+    import doctest
+
+    result = doctest.testmod(hv)
+    assert result.attempted >= 4 and result.failed == 0

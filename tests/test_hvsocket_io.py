@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from hvbroker import BROKER_ID, SERVER_ID, FakeGuest, wait_for
@@ -279,3 +280,15 @@ def test_silent_peer_over_a_socketpair_is_bounded():
     assert theirs.recv(64) == b"VERSION"
     ours.close()
     theirs.close()
+
+
+def test_benchmark_runs():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    try:
+        import hvsocket as bench
+    finally:
+        sys.path.pop(0)
+    data = bench.measure(rounds=3, opens=1)
+    assert {k: len(v) for k, v in data.items()} == {
+        "handshake": 1, "native open": 1, "stdio open": 1, "native run_ps": 3, "stdio run_ps": 3}
+    assert all(0 < t < 10 for v in data.values() for t in v)
