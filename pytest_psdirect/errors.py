@@ -188,5 +188,6 @@ class RunAsAdministratorNotForVMs(TargetSpecError):
     """"Parameter set cannot be resolved using the specified named parameters.": -RunAsAdministrator
     is for Windows containers; a VM gives the host no implicit administrator access."""
 
-    default_hint = ("give the VM's administrator credential instead (--credential-env PREFIX or "
-                    "an inventory credential); -RunAsAdministrator only applies to containers")
+    default_hint = ("a VM gives the host no implicit administrator access: give the VM's "
+                    "administrator credential instead (--credential-env PREFIX or an inventory "
+                    "credential); -RunAsAdministrator only applies to containers")
