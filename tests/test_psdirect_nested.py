@@ -187,3 +187,21 @@ def test_the_host_refuses_other_scripts(sim: HyperVSim, pool_for: Callable[..., 
     host = pool_for().get(parse_target(sim.host_url))
     r = host.run_ps("# psrp-test:echo")
     assert r.errors[0].fully_qualified_error_id == "SimRefused"
+
+
+def test_nested_route_opens_one_session_the_naive_route_one_per_command(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """bench/psdirect.py on a small scale: the counts are the point, figures are printed."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "psdirect.py"
+    spec = importlib.util.spec_from_file_location("bench_psdirect", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = bench.measure(20, 0.0)
+    assert (out["nested"]["new_pssession"], out["nested"]["invoke_command"]) == (0, 20)
+    assert (out["naive"]["new_pssession"], out["naive"]["invoke_command"],
+            out["naive"]["remove_pssession"]) == (20, 20, 20)
+    with capsys.disabled():
+        print("\n" + capsys.readouterr().out)

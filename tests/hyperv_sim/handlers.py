@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -94,6 +95,7 @@ def _check(ctx: Context, vm: dict[str, Any] | None, name: str, vm_id: str, cred:
                   fqid=f"CreateRemoteRunspaceForVMFailed,{NEW}",
                   exception="System.Management.Automation.Remoting.PSDirectException")
         return False
+    time.sleep(float(config().get("session_cost", 0)))  # a modelled cost of opening a session
     return True
 
 

@@ -28,6 +28,7 @@ class HyperVSim:
     dir: Path
     vms: list[dict[str, Any]] = field(default_factory=list)
     host_too_old: bool = False
+    session_cost: float = 0.0  # seconds New-PSSession takes (a model; 0 = the simulator's own)
 
     def add_vm(self, name: str, *, state: str = "Running", vm_id: str | None = None) -> str:
         vm_id = vm_id or str(uuid.uuid4())
@@ -39,7 +40,8 @@ class HyperVSim:
     def save(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "sim.json").write_text(json.dumps(
-            {"dir": str(self.dir), "vms": self.vms, "host_too_old": self.host_too_old}))
+            {"dir": str(self.dir), "vms": self.vms, "host_too_old": self.host_too_old,
+             "session_cost": self.session_cost}))
 
     @property
     def exe(self) -> Path:
