@@ -40,7 +40,8 @@ from pytest_psdirect.transports import TransportRegistry
 NAIVE = r"""# psdirect-bench:naive-invoke
 param([string]$VMName, [pscredential]$Credential, [string]$Code, [object[]]$ArgumentList,
       [hashtable]$Parameters)
-Invoke-Command -VMName $VMName -Credential $Credential -ArgumentList $Code, $ArgumentList, $Parameters -ScriptBlock {
+Invoke-Command -VMName $VMName -Credential $Credential `
+    -ArgumentList $Code, $ArgumentList, $Parameters -ScriptBlock {
     param([string]$PsdCode, [object[]]$PsdArgs, [hashtable]$PsdParams)
     if ($null -eq $PsdArgs) { $PsdArgs = @() }
     if ($null -eq $PsdParams) { $PsdParams = @{} }
