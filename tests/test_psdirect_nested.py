@@ -205,3 +205,23 @@ def test_nested_route_opens_one_session_the_naive_route_one_per_command(
             out["naive"]["remove_pssession"]) == (20, 20, 20)
     with capsys.disabled():
         print("\n" + capsys.readouterr().out)
+
+
+def test_a_broken_guest_session_is_reopened_once(web01: TargetSession, sim: HyperVSim) -> None:
+    """The guest's PowerShell Direct service hangs: that call fails (GuestNotReady's message),
+    the next one gets a new New-PSSession and works; the broken session was removed."""
+    web01.run_ps("# guest:set", Value="lost with the session")
+    r = web01.run_ps("# guest:hang")
+    assert r.had_errors and "A remote session might have ended" in r.errors[0].message
+    r = web01.run_ps("# guest:get")
+    assert r.had_errors and r.errors[0].fully_qualified_error_id.startswith("InvalidSessionState")
+    assert web01.run_ps("# guest:get").output == [None]  # a new session: new guest state
+    counts = sim.counts()
+    assert (counts["new-pssession"], counts["remove-pssession"]) == (2, 1)
+
+
+def test_usage_error_for_a_vm_host_that_is_not_powershell(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(target): pass")
+    result = pytester.runpytest("--hosts", "vm://web01?host=ssh://hv01")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*Hyper-V host 'ssh://hv01' is a ssh:// target*"])

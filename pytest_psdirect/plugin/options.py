@@ -192,6 +192,14 @@ def check_target(target: Target, registry: TransportRegistry) -> None:
         check_scheme(target, registry.schemes())
     except TargetSpecError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if target.scheme in ("vm", "vmid"):
+        from ..transports.psdirect import hyperv_host_target
+
+        try:
+            hyperv_host_target(target.option("host"))
+        except TargetSpecError as exc:
+            where = f"inventory target {target.name!r}: " if target.name else ""
+            raise pytest.UsageError(f"{where}{target.url}: {exc}") from None
     if target.scheme == "winrm":
         try:
             parse_winrm(target)

@@ -14,6 +14,7 @@ A credential is always required: PowerShell Direct gives the host no implicit ad
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -25,6 +26,7 @@ from ..errors import FileTransferError, PSDirectError, TargetSpecError, Transpor
 from ..hypervisors.hyperv.nested import NestedPSDirectEngine, VMRef, host_invocation
 from ..powershell import files as psfiles
 from ..powershell.engine import PSEngine
+from ..settings import validate_timeout
 from ..targets import Target, parse_target
 from .powershell import PowerShellTransport
 
@@ -73,6 +75,18 @@ class PSDirectTransport(PowerShellTransport):
         transport = cls(host, credential, self.settings)
         assert isinstance(transport, PowerShellTransport)
         return transport
+
+    def open(self) -> None:
+        """Open the route; ``?timeout=`` bounds connecting (as for ssh:// and winrm://)."""
+        timeout = self.target.option("timeout")
+        if timeout is not None:
+            try:
+                seconds = validate_timeout(timeout, "?timeout")
+            except ValueError as exc:
+                raise TargetSpecError(str(exc), target=self.target.url,
+                                      hint="write ?timeout=30") from None
+            self.settings = dataclasses.replace(self.settings, connect_timeout=seconds)
+        super().open()
 
     def _native_engine(self) -> PSEngine | None:
         """The seam for native PowerShell Direct (AF_HYPERV, Windows host, Python >= 3.12):

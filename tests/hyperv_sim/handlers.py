@@ -166,6 +166,20 @@ def vm_invoke(ctx: Context) -> None:
         return
     event("invoke-command", key=ctx.params["Key"])
     p = ctx.params
+    if session.get("broken"):  # the guest's vmicvmsession hung or the VM went away
+        ctx.error(f"Because the session state for session Session{len(_sessions(ctx))}, "
+                  f"{session['vm']['name']}, is not equal to Open, you cannot run a command in "
+                  "the session.  The session state is Broken.",
+                  category=ErrorCategory.InvalidOperation,
+                  fqid="InvalidSessionState,Microsoft.PowerShell.Commands.InvokeCommandCommand",
+                  exception="System.InvalidOperationException")
+        return
+    if "guest:hang" in p["Code"]:
+        session["broken"] = True
+        ctx.error(NOT_READY, category=ErrorCategory.OperationStopped,
+                  fqid="JobFailure", exception="System.Management.Automation.Remoting."
+                  "PSRemotingTransportException")
+        return
     guest(ctx, session, p["Code"], list(p.get("ArgumentList") or []),
           dict(p.get("Parameters") or {}))
 
