@@ -225,3 +225,15 @@ def test_usage_error_for_a_vm_host_that_is_not_powershell(pytester: pytest.Pytes
     result = pytester.runpytest("--hosts", "vm://web01?host=ssh://hv01")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*Hyper-V host 'ssh://hv01' is a ssh:// target*"])
+
+
+def test_timeout_in_the_guest_names_the_vm_and_keeps_the_session(web01: TargetSession,
+                                                                sim: HyperVSim) -> None:
+    from pytest_psdirect.errors import CommandTimeout
+
+    web01.run_ps("# guest:set", Value="still here")
+    with pytest.raises(CommandTimeout) as info:
+        web01.run_ps("# guest:sleep", Seconds=30, timeout=1)
+    assert info.value.target == web01.url
+    assert web01.run_ps("# guest:get").output == ["still here"]
+    assert sim.counts()["new-pssession"] == 1

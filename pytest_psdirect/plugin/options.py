@@ -165,8 +165,8 @@ def winrm_specs(config: pytest.Config) -> list[str]:
 def vm_specs(config: pytest.Config) -> list[str]:
     """``--vm-name``/``--vm-id`` as vm:// / vmid:// URLs, with ``--hyperv-host`` as ``?host=``.
 
-    A name is percent-encoded whole, so quotes, ``$``, backticks, ``;``, spaces and commas
-    inside a single ``--vm-name`` value given with ``--vm-name=`` per VM survive (a comma splits).
+    A name is percent-encoded whole, so quotes, ``$``, backticks, ``;`` and inner spaces survive;
+    a comma separates names (a name holding a comma: ``--hosts vm://a%2Cb``).
     """
     from ..transports.psdirect import hyperv_host_target
 
@@ -177,7 +177,7 @@ def vm_specs(config: pytest.Config) -> list[str]:
     ref = config.getoption("hyperv_host_credential")
     if ref:
         options.append(("host_credential", ref))
-    names = [n for opt in config.getoption("vm_name") for n in opt.split(",") if n.strip()]
+    names = [n.strip() for opt in config.getoption("vm_name") for n in opt.split(",") if n.strip()]
     ids = [i.strip() for opt in config.getoption("vm_id") for i in opt.split(",") if i.strip()]
     specs = [Target("vm", urllib.parse.quote(n, safe="-._~"), options=tuple(options)).url
              for n in names]

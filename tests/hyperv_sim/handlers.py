@@ -135,6 +135,9 @@ def guest(ctx: Context, session: dict[str, Any], code: str, args: list[Any],
         ctx.output(PSCustomObject(ComputerName=vm["name"], UserName=session["user"]))
     elif "guest:echo" in code:
         ctx.output(PSCustomObject(Args=list(args), Params=dict(params)))
+    elif "guest:sleep" in code:
+        if ctx.sleep(float(params.get("Seconds", 30))):
+            ctx.output("woke")
     elif "guest:streams" in code:
         ctx.output("out")
         ctx.warning("guest warning")

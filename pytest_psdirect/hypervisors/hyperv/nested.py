@@ -110,9 +110,14 @@ class NestedPSDirectEngine(PSEngine):
         if not self._open:
             raise SessionBroken("the PowerShell Direct session is closed", target=self._label)
         start = time.perf_counter()
-        result = self.host.run_ps(host_invocation(
-            "vm-invoke", Key=self._key, Code=invocation.script, ArgumentList=list(invocation.args),
-            Parameters=dict(invocation.params)), timeout=timeout)
+        try:
+            result = self.host.run_ps(host_invocation(
+                "vm-invoke", Key=self._key, Code=invocation.script,
+                ArgumentList=list(invocation.args), Parameters=dict(invocation.params)),
+                timeout=timeout)
+        except PSDirectError as exc:  # a timeout, the host session gone: name the VM target
+            exc.target = self._label
+            raise
         if any(f in e.fully_qualified_error_id for e in result.errors for f in _BROKEN):
             self._broken = True  # the pool reopens the session in the next test's set-up
         return dataclasses.replace(result, script=invocation.script, target=self._label,
