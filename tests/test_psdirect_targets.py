@@ -70,3 +70,18 @@ def test_hyperv_host(spec: str | None, url: str) -> None:
 def test_hyperv_host_must_speak_powershell() -> None:
     with pytest.raises(TargetSpecError, match="ssh:// target"):
         hyperv_host_target("ssh://hv01")
+
+
+def test_no_hyperv_host_and_no_local_powershell_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_psdirect import Settings
+    from pytest_psdirect.credentials.secret import Credential, Secret
+    from pytest_psdirect.errors import ConnectFailed
+    from pytest_psdirect.sessions import SessionPool
+    from pytest_psdirect.transports import TransportRegistry
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    pool = SessionPool(TransportRegistry(), Settings(connect_timeout=5),
+                       lambda t, r: Credential("Administrator", Secret("x-123")))
+    with pytest.raises(ConnectFailed, match="no Hyper-V host named") as info:
+        pool.get(parse_target("vm://web01"))
+    assert "--hyperv-host HOST" in str(info.value)

@@ -22,7 +22,7 @@ import secrets
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import FileTransferError, PSDirectError, TargetSpecError, TransportUnavailable
+from ..errors import ConnectFailed, FileTransferError, PSDirectError, TargetSpecError, TransportUnavailable
 from ..hypervisors.hyperv.nested import NestedPSDirectEngine, VMRef, host_invocation
 from ..powershell import files as psfiles
 from ..powershell.engine import PSEngine
@@ -86,7 +86,16 @@ class PSDirectTransport(PowerShellTransport):
                 raise TargetSpecError(str(exc), target=self.target.url,
                                       hint="write ?timeout=30") from None
             self.settings = dataclasses.replace(self.settings, connect_timeout=seconds)
-        super().open()
+        try:
+            super().open()
+        except ConnectFailed as exc:
+            if self.target.option("host") or type(exc) is not ConnectFailed:
+                raise
+            raise ConnectFailed(
+                f"no Hyper-V host named, and this machine's PowerShell did not start: {exc.message}",
+                target=self.target.url,
+                hint="name the VM's Hyper-V host with --hyperv-host HOST (or ?host=winrm://HOST); "
+                     "without one, pytest must run on the Hyper-V host itself") from None
 
     def _native_engine(self) -> PSEngine | None:
         """The seam for native PowerShell Direct (AF_HYPERV, Windows host, Python >= 3.12):
