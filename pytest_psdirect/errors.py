@@ -149,3 +149,45 @@ class PowerShellFailed(PSDirectError):
     def __init__(self, message: str, *, result: Any = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.result = result
+
+
+# -- PowerShell Direct (Hyper-V): the documented troubleshooting messages, each with its cause ----
+class VMNotFound(ConnectFailed):
+    """"The input VMName parameter does not resolve to any virtual machine." (or VMId)."""
+
+    default_hint = ("you are not a Hyper-V administrator on the host, or no such VM exists there: "
+                    "run Get-VM on the host (as the same account) to list the VMs you can see")
+
+
+class GuestAuthenticationFailed(AuthenticationFailed):
+    """"The credential is invalid.": the guest could not validate the VM credential."""
+
+    default_hint = ("the guest rejected the credential: check the user name and password "
+                    "(--credential-env PREFIX, an inventory credential); a guest whose OS never "
+                    "booted has no accounts yet; Administrator must be an active user")
+
+
+class GuestNotReady(ConnectFailed):
+    """"A remote session might have ended.": the VM is off, the guest is still booting, or the
+    guest's vmicvmsession service hung."""
+
+    default_hint = ("the VM may be off (Get-VM on the host; Start-VM), the guest may still be "
+                    "booting or waiting for input, or its PowerShell Direct service hung: in the "
+                    "guest (VMConnect) run Restart-Service -Name vmicvmsession")
+
+
+class HyperVHostTooOld(ConnectFailed):
+    """New-PSSession has no -VMName/-VMId parameter on the Hyper-V host."""
+
+    default_hint = ("PowerShell Direct needs a Windows 10 / Windows Server 2016 (or later) host "
+                    "and PowerShell 5 or later: check [System.Environment]::OSVersion.Version and "
+                    "$PSVersionTable.PSVersion on the host")
+
+
+class RunAsAdministratorNotForVMs(TargetSpecError):
+    """"Parameter set cannot be resolved using the specified named parameters.": -RunAsAdministrator
+    is for Windows containers; a VM gives the host no implicit administrator access."""
+
+    default_hint = ("a VM gives the host no implicit administrator access: give the VM's "
+                    "administrator credential instead (--credential-env PREFIX or an inventory "
+                    "credential); -RunAsAdministrator only applies to containers")

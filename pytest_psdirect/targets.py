@@ -19,16 +19,21 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .errors import TargetSpecError
+from .errors import RunAsAdministratorNotForVMs, TargetSpecError
 
 #: Schemes DESIGN.md plans whose transports have not landed yet (named "planned" in errors).
-PLANNED_SCHEMES = ("vm", "vmid", "container", "qemu")
+PLANNED_SCHEMES = ("container", "qemu")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9_.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
 _SECRET_OPTIONS = ("password", "passwd", "pass", "secret", "token")
+#: PowerShell Direct schemes: the "host" is a VM name (percent-encoded) or a VM id (a GUID)
+VM_SCHEMES = ("vm", "vmid")
+#: URL options of vm:// and vmid:// (``host`` = the Hyper-V host, ``host_credential`` = a reference)
+VM_OPTIONS = ("host", "host_credential", "route", "timeout")
 
 
 @dataclass(frozen=True)
@@ -53,8 +58,16 @@ class Target:
             netloc = f"{self.user}@{netloc}"
         if self.port is not None:
             netloc = f"{netloc}:{self.port}"
-        query = "&".join(f"{k}={v}" for k, v in self.options)
+        if self.scheme in VM_SCHEMES:  # option values are URLs themselves: keep them parseable
+            query = "&".join(f"{k}={urllib.parse.quote(v, safe=':/@,')}" for k, v in self.options)
+        else:
+            query = "&".join(f"{k}={v}" for k, v in self.options)
         return f"{self.scheme}://{netloc}{self.path}" + (f"?{query}" if query else "")
+
+    @property
+    def vm_name(self) -> str:
+        """The decoded VM name of a ``vm://`` target (its GUID for ``vmid://``)."""
+        return urllib.parse.unquote(self.host)
 
     def option(self, key: str, default: str | None = None) -> str | None:
         """Return URL option ``key`` (``?key=value``), or ``default``."""
@@ -80,6 +93,8 @@ def parse_target(spec: str, *, name: str | None = None, tags: frozenset[str] = f
         raise TargetSpecError("empty target", hint="give a URL such as ssh://admin@host or local://")
     if "://" not in text:
         text = f"ssh://{text}"
+    if text.split("://", 1)[0].lower() in VM_SCHEMES:
+        return _parse_vm(spec, text, name=name, tags=tags, credential_ref=credential_ref)
     try:
         parts = urllib.parse.urlsplit(text)
         port = parts.port
@@ -114,6 +129,49 @@ def parse_target(spec: str, *, name: str | None = None, tags: frozenset[str] = f
     return Target(scheme=scheme, host=host, user=urllib.parse.unquote(parts.username)
                   if parts.username else None, port=port, path=parts.path.rstrip("/"),
                   options=tuple(sorted(options)), name=name, tags=tags,
+                  credential_ref=credential_ref)
+
+
+def _parse_vm(spec: str, text: str, *, name: str | None, tags: frozenset[str],
+              credential_ref: str | None) -> Target:
+    """``vm://NAME[?opts]`` (NAME percent-decoded: any character a Hyper-V name may hold) or
+    ``vmid://GUID[?opts]``; the canonical form percent-encodes the name.
+
+    >>> parse_target("vm://my%20vm%3B%24x").vm_name
+    'my vm;$x'
+    >>> parse_target("vmid://{4F2C8D1A-0000-4000-8000-00000000ABCD}").url
+    'vmid://4f2c8d1a-0000-4000-8000-00000000abcd'
+    """
+    scheme, _, rest = text.partition("://")
+    scheme = scheme.lower()
+    raw, _, query = rest.partition("?")
+    raw = raw.rstrip("/")
+    try:
+        value = urllib.parse.unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise TargetSpecError(f"target {spec!r}: the VM name is not valid UTF-8 once decoded",
+                              hint="percent-encode the name's UTF-8 bytes") from None
+    if not value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise TargetSpecError(f"target {spec!r} has no valid VM name (empty or control characters)",
+                              hint="write vm://NAME (percent-encoded) or vmid://GUID")
+    if scheme == "vmid":
+        try:
+            value = str(uuid.UUID(value))
+        except ValueError:
+            raise TargetSpecError(f"target {spec!r}: {value!r} is not a VM id (a GUID)",
+                                  hint="write vmid://4f2c8d1a-...; Get-VM NAME | Select Id gives it, "
+                                       "or use vm://NAME") from None
+    options = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    for key, _ in options:
+        if key.lower() in ("runasadministrator", "run_as_administrator"):
+            raise RunAsAdministratorNotForVMs(
+                f"target {spec!r}: Parameter set cannot be resolved using the specified named "
+                "parameters. (-RunAsAdministrator is not supported when connecting to VMs)")
+        if key not in VM_OPTIONS:
+            raise TargetSpecError(f"target {_redact(spec)!r}: unknown option {key!r}",
+                                  hint=f"{scheme}:// takes {', '.join(VM_OPTIONS)}")
+    host = urllib.parse.quote(value, safe="-._~") if scheme == "vm" else value
+    return Target(scheme=scheme, host=host, options=tuple(sorted(options)), name=name, tags=tags,
                   credential_ref=credential_ref)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,18 @@ def addoptions(parser: pytest.Parser) -> None:
                     help="https for --computer-name targets (-UseSSL)")
     group.addoption("--winrm-insecure-certificates", action="store_true", default=False,
                     help="do not validate WinRM TLS certificates (prints a warning; labs only)")
+    # PowerShell Direct, named as Invoke-Command names them (-VMName, -VMId)
+    group.addoption("--vm-name", action="append", default=[], metavar="NAME",
+                    help="a Hyper-V VM reached with PowerShell Direct (repeatable, comma lists): "
+                         "vm://NAME; needs a credential of an account in the guest")
+    group.addoption("--vm-id", action="append", default=[], metavar="GUID",
+                    help="a Hyper-V VM by id (repeatable, comma lists): vmid://GUID")
+    group.addoption("--hyperv-host", metavar="HOST",
+                    help="the Hyper-V host of --vm-name/--vm-id VMs: a winrm://, pwsh+ssh:// or "
+                         "pwsh:// URL, or a name (WinRM); default: this machine (a local pwsh)")
+    group.addoption("--hyperv-host-credential", metavar="REF",
+                    help="credential for the Hyper-V host session: env:PREFIX, file:PATH#NAME or "
+                         "keyring:SERVICE (the VM's own credential comes from --credential-env)")
     group.addoption("--ssh-key", metavar="PATH", help="private key for SSH targets")
     group.addoption("--ssh-known-hosts", metavar="PATH", help="extra known_hosts file")
     group.addoption("--ssh-insecure-host-keys", action="store_true", default=None,
@@ -109,6 +122,7 @@ def read_selection(config: pytest.Config, registry: TransportRegistry) -> Select
         specs = [s for opt in hosts for s in opt.split(",") if s.strip()]
         specs += [f"ssh://{s}" for s in config.getoption("ssh_host")]
         specs += winrm_specs(config)
+        specs += vm_specs(config)
         targets = [parse_target(s) for s in specs]
         if inventory:
             targets += inventory.targets
@@ -148,12 +162,44 @@ def winrm_specs(config: pytest.Config) -> list[str]:
     return specs
 
 
+def vm_specs(config: pytest.Config) -> list[str]:
+    """``--vm-name``/``--vm-id`` as vm:// / vmid:// URLs, with ``--hyperv-host`` as ``?host=``.
+
+    A name is percent-encoded whole, so quotes, ``$``, backticks, ``;`` and inner spaces survive;
+    a comma separates names (a name holding a comma: ``--hosts vm://a%2Cb``).
+    """
+    from ..transports.psdirect import hyperv_host_target
+
+    host = config.getoption("hyperv_host")
+    options: list[tuple[str, str]] = []
+    if host:
+        options.append(("host", hyperv_host_target(host).url))
+    ref = config.getoption("hyperv_host_credential")
+    if ref:
+        options.append(("host_credential", ref))
+    names = [n.strip() for opt in config.getoption("vm_name") for n in opt.split(",") if n.strip()]
+    ids = [i.strip() for opt in config.getoption("vm_id") for i in opt.split(",") if i.strip()]
+    specs = [Target("vm", urllib.parse.quote(n, safe="-._~"), options=tuple(options)).url
+             for n in names]
+    specs += [Target("vmid", urllib.parse.quote(i, safe="-._~"), options=tuple(options)).url
+              for i in ids]
+    return specs
+
+
 def check_target(target: Target, registry: TransportRegistry) -> None:
     """Usage error unless a transport serves ``target`` and its ``?timeout=`` is valid."""
     try:
         check_scheme(target, registry.schemes())
     except TargetSpecError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if target.scheme in ("vm", "vmid"):
+        from ..transports.psdirect import hyperv_host_target
+
+        try:
+            hyperv_host_target(target.option("host"))
+        except TargetSpecError as exc:
+            where = f"inventory target {target.name!r}: " if target.name else ""
+            raise pytest.UsageError(f"{where}{target.url}: {exc}") from None
     if target.scheme == "winrm":
         try:
             parse_winrm(target)

@@ -1,0 +1,25 @@
+"""The host-side PowerShell scripts, read from the package's ``templates/*.ps1`` files.
+
+Each starts with a ``# psdirect:NAME`` marker line (what the test simulator keys on) and a
+``param()`` block: every value travels as a PSRP parameter, never inside the script text.
+
+>>> load("vm-open").splitlines()[0]
+'# psdirect:vm-open'
+>>> sorted(NAMES)[:2]
+['host-remove', 'vm-close']
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+NAMES = ("vm-open", "vm-invoke", "vm-copy-to", "vm-copy-from", "vm-close", "host-remove")
+
+
+@functools.cache
+def load(name: str) -> str:
+    """The text of template ``name`` (one of :data:`NAMES`)."""
+    if name not in NAMES:
+        raise KeyError(f"no host template {name!r}")
+    return (resources.files(__package__) / "templates" / f"{name}.ps1").read_text(encoding="utf-8")
