@@ -85,3 +85,21 @@ def test_no_hyperv_host_and_no_local_powershell_says_what_to_do(monkeypatch: pyt
     with pytest.raises(ConnectFailed, match="no Hyper-V host named") as info:
         pool.get(parse_target("vm://web01"))
     assert "--hyperv-host HOST" in str(info.value)
+
+
+def test_native_route_says_why_it_cannot_run_here() -> None:
+    """On Linux (or Python < 3.12) ?route=native names the reason and the nested alternative;
+    auto quietly takes the nested route."""
+    from pytest_psdirect import Settings, TransportUnavailable, parse_target
+    from pytest_psdirect.credentials.secret import Credential, Secret
+    from pytest_psdirect.transports.psdirect import PSDirectTransport
+
+    cred = Credential("Administrator", Secret("pw"))
+    native = PSDirectTransport(parse_target("vmid://4f2c8d1a-0000-4000-8000-000000000001"
+                                            "?route=native"), cred, Settings())
+    with pytest.raises(TransportUnavailable, match="native PowerShell Direct needs Windows") as e:
+        native._native_engine()
+    assert "--hyperv-host" in str(e.value)
+    auto = PSDirectTransport(parse_target("vmid://4f2c8d1a-0000-4000-8000-000000000001"), cred,
+                             Settings())
+    assert auto._native_engine() is None

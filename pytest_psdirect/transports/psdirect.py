@@ -22,12 +22,13 @@ import secrets
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import ConnectFailed, FileTransferError, PSDirectError, TargetSpecError, TransportUnavailable
+from ..errors import ConnectFailed, FileTransferError, PSDirectError, TargetSpecError
 from ..hypervisors.hyperv.nested import NestedPSDirectEngine, VMRef, host_invocation
 from ..powershell import files as psfiles
 from ..powershell.engine import PSEngine
 from ..settings import validate_timeout
 from ..targets import Target, parse_target
+from .hvsocket_io import NativePSDirect, native_available, require_native
 from .powershell import PowerShellTransport
 
 log = logging.getLogger(__name__)
@@ -98,18 +99,25 @@ class PSDirectTransport(PowerShellTransport):
                      "without one, pytest must run on the Hyper-V host itself") from None
 
     def _native_engine(self) -> PSEngine | None:
-        """The seam for native PowerShell Direct (AF_HYPERV, Windows host, Python >= 3.12):
-        return its engine when ``?route=native``, or ``auto`` with no ``?host=`` and the socket
-        family available; None means the nested route. Not built in this module yet."""
+        """Native PowerShell Direct (AF_HYPERV, Windows host, Python >= 3.12), or None for the
+        nested route. ``?route=native`` insists (an error says why it cannot be used here);
+        ``auto`` takes it for ``vmid://`` targets with no ``?host=`` when the socket family is
+        available (``vm://NAME`` stays nested: the broker wants the VM's id)."""
         route = self.target.option("route") or "auto"
         if route not in ROUTES:
             raise TargetSpecError(f"?route={route!r} is not one of {', '.join(ROUTES)}",
                                   target=self.target.url)
-        if route == "native":
-            raise TransportUnavailable("the native PowerShell Direct route is not available "
-                                       "in this build", target=self.target.url,
-                                       hint="use ?route=nested (through the host's PowerShell)")
-        return None
+        if route == "nested" or (route == "auto" and (
+                self.target.option("host") or self.target.scheme != "vmid"
+                or not native_available())):
+            return None
+        if self.target.scheme != "vmid":
+            raise TargetSpecError("the native route needs the VM's id", target=self.target.url,
+                                  hint="use vmid://GUID ((Get-VM -Name NAME).Id on the host)")
+        require_native()
+        assert self.credential is not None  # credential_required: the pool resolved one
+        return NativePSDirect(self.target.host, self.credential, self.settings,
+                              label=self.target.url).engine()
 
     def _make_engine(self) -> PSEngine:
         native = self._native_engine()
