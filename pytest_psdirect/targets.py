@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from .errors import RunAsAdministratorNotForVMs, TargetSpecError
 
 #: Schemes DESIGN.md plans whose transports have not landed yet (named "planned" in errors).
-PLANNED_SCHEMES = ("container", "qemu")
+PLANNED_SCHEMES = ("qemu",)
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9_.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
 _SECRET_OPTIONS = ("password", "passwd", "pass", "secret", "token")
@@ -58,7 +58,7 @@ class Target:
             netloc = f"{self.user}@{netloc}"
         if self.port is not None:
             netloc = f"{netloc}:{self.port}"
-        if self.scheme in VM_SCHEMES:  # option values are URLs themselves: keep them parseable
+        if self.scheme in (*VM_SCHEMES, "container"):  # option values are URLs: keep them parseable
             query = "&".join(f"{k}={urllib.parse.quote(v, safe=':/@,')}" for k, v in self.options)
         else:
             query = "&".join(f"{k}={v}" for k, v in self.options)

@@ -94,7 +94,7 @@ def test_native_route_says_why_it_cannot_run_here() -> None:
     from pytest_psdirect.credentials.secret import Credential, Secret
     from pytest_psdirect.transports.psdirect import PSDirectTransport
 
-    cred = Credential("Administrator", Secret("pw"))
+    cred = Credential("Administrator", Secret("native-route-test-9f1c"))
     native = PSDirectTransport(parse_target("vmid://4f2c8d1a-0000-4000-8000-000000000001"
                                             "?route=native"), cred, Settings())
     with pytest.raises(TransportUnavailable, match="native PowerShell Direct needs Windows") as e:

@@ -73,9 +73,16 @@ def addoptions(parser: pytest.Parser) -> None:
                          "vm://NAME; needs a credential of an account in the guest")
     group.addoption("--vm-id", action="append", default=[], metavar="GUID",
                     help="a Hyper-V VM by id (repeatable, comma lists): vmid://GUID")
+    group.addoption("--container-id", action="append", default=[], metavar="ID",
+                    help="a Windows container on the --hyperv-host (repeatable, comma lists): "
+                         "container://ID, as Invoke-Command -ContainerId; no credential")
+    group.addoption("--run-as-administrator", action="store_true", default=False,
+                    help="--container-id sessions run as administrator (-RunAsAdministrator; "
+                         "refused for VMs, as PowerShell refuses it)")
     group.addoption("--hyperv-host", metavar="HOST",
-                    help="the Hyper-V host of --vm-name/--vm-id VMs: a winrm://, pwsh+ssh:// or "
-                         "pwsh:// URL, or a name (WinRM); default: this machine (a local pwsh)")
+                    help="the Hyper-V host of --vm-name/--vm-id VMs and --container-id "
+                         "containers: a winrm://, pwsh+ssh:// or pwsh:// URL, or a name (WinRM); "
+                         "default: this machine (a local pwsh)")
     group.addoption("--hyperv-host-credential", metavar="REF",
                     help="credential for the Hyper-V host session: env:PREFIX, file:PATH#NAME or "
                          "keyring:SERVICE (the VM's own credential comes from --credential-env)")
@@ -183,6 +190,15 @@ def vm_specs(config: pytest.Config) -> list[str]:
              for n in names]
     specs += [Target("vmid", urllib.parse.quote(i, safe="-._~"), options=tuple(options)).url
               for i in ids]
+    containers = [c.strip() for opt in config.getoption("container_id")
+                  for c in opt.split(",") if c.strip()]
+    admin = [("run_as_administrator", "1")] if config.getoption("run_as_administrator") else []
+    if admin and not containers:
+        raise pytest.UsageError("--run-as-administrator: Parameter set cannot be resolved using "
+                                "the specified named parameters. (-RunAsAdministrator is only "
+                                "for --container-id, not for VMs)")
+    specs += [Target("container", c, options=tuple(sorted(options + admin))).url
+              for c in containers]
     return specs
 
 
@@ -192,7 +208,7 @@ def check_target(target: Target, registry: TransportRegistry) -> None:
         check_scheme(target, registry.schemes())
     except TargetSpecError as exc:
         raise pytest.UsageError(str(exc)) from None
-    if target.scheme in ("vm", "vmid"):
+    if target.scheme in ("vm", "vmid", "container"):
         from ..transports.psdirect import hyperv_host_target
 
         try:

@@ -56,6 +56,10 @@ def hyperv_host_target(spec: str | None) -> Target:
 
 
 def vm_ref(target: Target) -> VMRef:
+    """Which VM or container a ``vm://``, ``vmid://`` or ``container://`` target names."""
+    if target.scheme == "container":
+        return VMRef(container_id=target.host,
+                     run_as_administrator=target.flag("run_as_administrator"))
     return VMRef(id=target.host) if target.scheme == "vmid" else VMRef(name=target.vm_name)
 
 
@@ -204,6 +208,27 @@ class PSDirectIdTransport(PSDirectTransport):
     """``vmid://GUID``: the same, naming the VM by its id (``-VMId``)."""
 
     scheme: ClassVar[str] = "vmid"
+
+
+class WindowsContainerTransport(PSDirectTransport):
+    """``container://ID``: a Windows container on a container host, as ``Invoke-Command
+    -ContainerId`` reaches it: ``New-PSSession -ContainerId ID`` on the host session, kept for
+    the run, ``?run_as_administrator=1`` for ``-RunAsAdministrator``. No credential (the
+    ContainerId parameter set takes none). Options: ``host``, ``host_credential``,
+    ``run_as_administrator``, ``timeout``."""
+
+    scheme: ClassVar[str] = "container"
+    credential_required: ClassVar[bool] = False
+    _OPTIONS: ClassVar[tuple[str, ...]] = ("host", "host_credential", "run_as_administrator",
+                                           "timeout")
+
+    def _native_engine(self) -> PSEngine | None:
+        unknown = sorted({key for key, _ in self.target.options} - set(self._OPTIONS))
+        if unknown:
+            raise TargetSpecError(f"unknown option(s) {unknown} for a Windows container",
+                                  target=self.target.url,
+                                  hint=f"container:// takes {', '.join(self._OPTIONS)}")
+        return None  # containers go through the host's New-PSSession -ContainerId
 
 
 def _sha256(path: str) -> str:

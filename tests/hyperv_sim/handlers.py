@@ -99,8 +99,38 @@ def _check(ctx: Context, vm: dict[str, Any] | None, name: str, vm_id: str, cred:
     return True
 
 
+def container_open(ctx: Context) -> None:
+    """New-PSSession -ContainerId [-RunAsAdministrator]: no credential; the guest account is
+    ContainerAdministrator with -RunAsAdministrator, else ContainerUser (Windows containers'
+    built-in accounts). The not-found/not-running texts are the simulator's (the docs give none)."""
+    p = ctx.params
+    cid = p["ContainerId"]
+    event("new-pssession-attempt", container_id=cid)
+    found = [c for c in config().get("containers", []) if c["id"] == cid]
+    if not found:
+        ctx.error(f"The input ContainerId {cid} does not exist, or the corresponding container is "
+                  "not running.", category=ErrorCategory.InvalidArgument,
+                  fqid=f"CreateRemoteRunspaceForContainerFailed,{NEW}", target=cid,
+                  exception="System.ArgumentException")
+        return
+    if found[0]["state"] != "Running":
+        ctx.error(NOT_READY, category=ErrorCategory.OpenError, fqid=f"PSSessionOpenFailed,{NEW}",
+                  exception="System.Management.Automation.Remoting.PSRemotingTransportException")
+        return
+    user = "ContainerAdministrator" if p.get("RunAsAdministrator") else "ContainerUser"
+    sessions = _sessions(ctx)
+    sessions[p["Key"]] = {"vm": {"name": cid, "id": cid}, "vars": {}, "user": user}
+    event("new-pssession", container_id=cid, key=p["Key"], user=user)
+    host_temp = os.path.join(config()["dir"], "host-temp")
+    os.makedirs(host_temp, exist_ok=True)
+    ctx.output(PSCustomObject(Id=len(sessions), VMName="", VMId="", HostTemp=host_temp + os.sep))
+
+
 def vm_open(ctx: Context) -> None:
     p = ctx.params
+    if p.get("ContainerId"):
+        container_open(ctx)
+        return
     name, vm_id = p.get("VMName") or "", p.get("VMId") or ""
     event("new-pssession-attempt", vm_name=name, vm_id=vm_id)
     vm = _find_vm(name, vm_id)

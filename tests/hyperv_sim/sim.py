@@ -29,6 +29,7 @@ class HyperVSim:
     vms: list[dict[str, Any]] = field(default_factory=list)
     host_too_old: bool = False
     session_cost: float = 0.0  # seconds New-PSSession takes (a model; 0 = the simulator's own)
+    containers: list[dict[str, Any]] = field(default_factory=list)
 
     def add_vm(self, name: str, *, state: str = "Running", vm_id: str | None = None) -> str:
         vm_id = vm_id or str(uuid.uuid4())
@@ -37,11 +38,16 @@ class HyperVSim:
         self.save()
         return vm_id
 
+    def add_container(self, container_id: str, *, state: str = "Running") -> str:
+        self.containers.append({"id": container_id, "state": state})
+        self.save()
+        return container_id
+
     def save(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "sim.json").write_text(json.dumps(
             {"dir": str(self.dir), "vms": self.vms, "host_too_old": self.host_too_old,
-             "session_cost": self.session_cost}))
+             "session_cost": self.session_cost, "containers": self.containers}))
 
     @property
     def exe(self) -> Path:

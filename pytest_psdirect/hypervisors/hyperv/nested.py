@@ -47,12 +47,18 @@ class HostSession(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class VMRef:
-    """Which VM: by name (``vm://``) or by id (``vmid://``)."""
+    """Which VM: by name (``vm://``) or by id (``vmid://``); or which Windows container
+    (``container://``, ``New-PSSession -ContainerId [-RunAsAdministrator]``, no credential)."""
 
     name: str = ""
     id: str = ""
+    container_id: str = ""
+    run_as_administrator: bool = False
 
-    def parameters(self) -> dict[str, str]:
+    def parameters(self) -> dict[str, str | bool]:
+        if self.container_id:
+            return {"ContainerId": self.container_id,
+                    "RunAsAdministrator": self.run_as_administrator}
         return {"VMName": self.name, "VMId": self.id}
 
 
@@ -82,7 +88,7 @@ class NestedPSDirectEngine(PSEngine):
         return self._key
 
     def open(self, timeout: float) -> None:
-        if self._credential is None:
+        if self._credential is None and not self.vm.container_id:
             raise CredentialError(
                 "a VM needs a credential: PowerShell Direct gives the host no implicit "
                 "administrator access to the guest", target=self._label,
