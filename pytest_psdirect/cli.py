@@ -7,6 +7,7 @@ Examples::
     psdirect run local:// -- uname -a
     psdirect run --inventory .lab/inventory.toml lab1 -- uname -a    # options before --
     psdirect lab down
+    psdirect doctor web01 --hyperv-host hv01 --credential-env VM   # PowerShell Direct checks
 
 ``psdirect run`` streams the command's output as it arrives and exits with its status;
 psdirect's own errors (bad option or target, no credential, cannot connect) exit 255, as ssh's do.
@@ -139,6 +140,24 @@ def _run(args: argparse.Namespace) -> int:
     return result.rc
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    """Walk the PowerShell Direct troubleshooting checks for one VM; 0 when all pass."""
+    from .hypervisors.hyperv.doctor import Doctor
+    from .plugin.options import vm_target_url
+
+    if args.credential_env:
+        register_secret_env(f"{args.credential_env}_PASSWORD")
+    target = parse_target(vm_target_url(args.target, args.hyperv_host))
+    if target.scheme not in ("vm", "vmid"):
+        raise TargetSpecError(f"{args.target!r} is not a VM", hint="write a VM name, "
+                              "vm://NAME or vmid://GUID")
+    settings = Settings(**({"connect_timeout": args.connect_timeout}
+                           if args.connect_timeout else {}))
+    credential = _credential(args, None, target, required=True)
+    doctor = Doctor(target, credential, settings, lambda f: print(f.line(), flush=True))
+    return 0 if doctor.run() else 1
+
+
 def _arg_type(check: Callable[[str, str], object], name: str) -> Callable[[str], object]:
     def parse(text: str) -> object:
         try:
@@ -196,6 +215,17 @@ def main(argv: list[str] | None = None) -> int:
                           "must not exist yet (default psdtest)")
     lab.set_defaults(func=_lab)
     _add_run(sub)
+    doctor = sub.add_parser("doctor", help="walk the PowerShell Direct troubleshooting checks "
+                                           "for one VM")
+    doctor.add_argument("target", help="VM name, vm://NAME or vmid://GUID")
+    doctor.add_argument("--hyperv-host", metavar="HOST",
+                        help="winrm://, pwsh+ssh:// or pwsh:// URL or a name (WinRM); default: "
+                             "this machine")
+    doctor.add_argument("--credential-env", metavar="PREFIX",
+                        help="the guest account: PREFIX_USERNAME / PREFIX_PASSWORD")
+    doctor.add_argument("--psdirect-connect-timeout", dest="connect_timeout", metavar="SECONDS",
+                        type=_arg_type(validate_timeout, "--psdirect-connect-timeout"))
+    doctor.set_defaults(func=_doctor)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)

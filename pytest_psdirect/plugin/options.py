@@ -169,6 +169,23 @@ def winrm_specs(config: pytest.Config) -> list[str]:
     return specs
 
 
+def vm_target_url(spec: str, hyperv_host: str | None) -> str:
+    """A VM name, ``vm://NAME`` or ``vmid://GUID`` (``psdirect doctor``'s argument) as a URL with
+    the host as ``?host=``.
+
+    >>> vm_target_url("web 01", "hv01")
+    'vm://web%2001?host=winrm://hv01'
+    """
+    from ..transports.psdirect import hyperv_host_target
+
+    options = (("host", hyperv_host_target(hyperv_host).url),) if hyperv_host else ()
+    if "://" in spec:
+        target = parse_target(spec)
+        return Target(target.scheme, target.host, options=tuple(sorted(
+            {**dict(target.options), **dict(options)}.items()))).url
+    return Target("vm", urllib.parse.quote(spec, safe="-._~"), options=options).url
+
+
 def vm_specs(config: pytest.Config) -> list[str]:
     """``--vm-name``/``--vm-id`` as vm:// / vmid:// URLs, with ``--hyperv-host`` as ``?host=``.
 

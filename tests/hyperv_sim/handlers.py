@@ -161,7 +161,7 @@ def guest(ctx: Context, session: dict[str, Any], code: str, args: list[Any],
         variables[params.get("Name", "p")] = params.get("Value")
     elif "guest:get" in code:
         ctx.output(variables.get(params.get("Name", "p")))
-    elif "guest:whoami" in code:
+    elif "guest:whoami" in code or "psdirect:doctor-guest" in code:
         ctx.output(PSCustomObject(ComputerName=vm["name"], UserName=session["user"]))
     elif "guest:echo" in code:
         ctx.output(PSCustomObject(Args=list(args), Params=dict(params)))
@@ -293,7 +293,34 @@ def refuse(ctx: Context) -> None:
               "templates", category=ErrorCategory.PermissionDenied, fqid="SimRefused")
 
 
+def doctor_host(ctx: Context) -> None:
+    """What a host reports of itself: Server 2022 with Windows PowerShell 5.1, or (host_too_old)
+    Server 2012 R2 with PowerShell 4 and no -VMName."""
+    old = bool(config().get("host_too_old"))
+    ctx.output(PSCustomObject(OSBuild=9600 if old else 20348, PSMajor=4 if old else 5,
+                              HasVMName=not old))
+
+
+def doctor_vm(ctx: Context) -> None:
+    """Get-VM (by name or id) and its Heartbeat integration service, as Hyper-V answers."""
+    p = ctx.params
+    name, vm_id = p.get("VMName") or "", p.get("VMId") or ""
+    vm = _find_vm(name, vm_id)
+    if vm is None:
+        what = f"with ID '{vm_id}'" if vm_id else f"with name '{name}'"
+        ctx.error(f"Hyper-V was unable to find a virtual machine {what}.",
+                  category=ErrorCategory.InvalidArgument,
+                  fqid="InvalidParameter,Microsoft.HyperV.PowerShell.Commands.GetVM",
+                  target=vm_id or name, exception="Microsoft.HyperV.PowerShell.VirtualizationException")
+        return
+    running = vm["state"] == "Running"
+    beat = vm.get("heartbeat", "OK") if running else ""
+    ctx.output(PSCustomObject(Name=vm["name"], Id=vm["id"], State=vm["state"], Heartbeat=beat))
+
+
 HANDLERS: dict[str, Handler] = {
+    "# psdirect:doctor-host": doctor_host,
+    "# psdirect:doctor-vm": doctor_vm,
     "# psdirect:vm-open": vm_open,
     "# psdirect:vm-invoke": vm_invoke,
     "# psdirect:vm-copy-to": vm_copy_to,

@@ -5,8 +5,8 @@ Each starts with a ``# psdirect:NAME`` marker line (what the test simulator keys
 
 >>> load("vm-open").splitlines()[0]
 '# psdirect:vm-open'
->>> sorted(NAMES)[:2]
-['host-remove', 'vm-close']
+>>> 'vm-invoke' in NAMES
+True
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
-NAMES = ("vm-open", "vm-invoke", "vm-copy-to", "vm-copy-from", "vm-close", "host-remove")
+NAMES = ("vm-open", "vm-invoke", "vm-copy-to", "vm-copy-from", "vm-close", "host-remove",
+         "doctor-host", "doctor-vm")
 
 
 @functools.cache
