@@ -157,7 +157,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ERROR_EXIT if self.prog.endswith(" run") else 2, f"{self.prog}: error: {message}\n")
 
 
-def _add_run(sub: Any) -> None:
+def _add_run(sub: Any) -> _Parser:
     run = sub.add_parser("run", help="run one shell command on a target",
                          description="Run one command; its exit status is psdirect's, and "
                                      f"psdirect's own errors exit {ERROR_EXIT} (as ssh does).")
@@ -178,6 +178,7 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--psdirect-max-output", dest="max_output", metavar="SIZE",
                      type=_arg_type(parse_size, "--psdirect-max-output"))
     run.set_defaults(func=_run)
+    return run  # type: ignore[no-any-return]  # argparse's add_parser is untyped here
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,8 +196,10 @@ def main(argv: list[str] | None = None) -> int:
                      help="the hosts' test user, created by the lab and removed by lab down; "
                           "must not exist yet (default psdtest)")
     lab.set_defaults(func=_lab)
-    _add_run(sub)
-    args = parser.parse_args(argv)
+    run = _add_run(sub)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse reports these from the top parser: `run` must still exit 255
+        (run if args.cmd == "run" else parser).error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         code: int = args.func(args)
     except PSDirectError as exc:

@@ -53,6 +53,7 @@ def test_streams_as_it_arrives_and_passes_the_status(monkeypatch: pytest.MonkeyP
     (["run", "--psdirect-max-output", "lots", "local://", "true"], "'lots' is not a size"),
     (["run", "--inventory", "/no/inv.toml", "lab1", "true"], "cannot read inventory /no/inv.toml"),
     (["run", "--credential-env", "NOPE_X", "local://", "true"], "NOPE_X_USERNAME, NOPE_X_PASSWORD"),
+    (["run", "--bogus", "local://", "--", "true"], "unrecognized arguments: --bogus"),
 ])
 def test_own_errors_exit_255(argv: list[str], message: str,
                              capfd: pytest.CaptureFixture[str]) -> None:
