@@ -54,6 +54,8 @@ def _lab(args: argparse.Namespace) -> int:
 #: Exit status of ``psdirect run`` for its own errors (bad option, target, credential,
 #: connection), as ``ssh`` does; any other status is the remote command's own.
 ERROR_EXIT = 255
+#: Exit status after Ctrl-C, as a shell reports a command ended by SIGINT.
+INTERRUPTED_EXIT = 130
 
 
 class _Streaming(Protocol):
@@ -205,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     except PSDirectError as exc:
         print(f"psdirect: {exc}", file=sys.stderr)
         return ERROR_EXIT if args.cmd == "run" else 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback; the session ended the command
+        print("psdirect: interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT
     return code
 
 
