@@ -55,6 +55,8 @@ def _lab(args: argparse.Namespace) -> int:
 #: Exit status of ``psdirect run`` for its own errors (bad option, target, credential,
 #: connection), as ``ssh`` does; any other status is the remote command's own.
 ERROR_EXIT = 255
+#: Exit status after Ctrl-C, as a shell reports a command ended by SIGINT.
+INTERRUPTED_EXIT = 130
 
 
 class _Streaming(Protocol):
@@ -176,7 +178,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ERROR_EXIT if self.prog.endswith(" run") else 2, f"{self.prog}: error: {message}\n")
 
 
-def _add_run(sub: Any) -> None:
+def _add_run(sub: Any) -> _Parser:
     run = sub.add_parser("run", help="run one shell command on a target",
                          description="Run one command; its exit status is psdirect's, and "
                                      f"psdirect's own errors exit {ERROR_EXIT} (as ssh does).")
@@ -197,6 +199,7 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--psdirect-max-output", dest="max_output", metavar="SIZE",
                      type=_arg_type(parse_size, "--psdirect-max-output"))
     run.set_defaults(func=_run)
+    return run  # type: ignore[no-any-return]  # argparse's add_parser is untyped here
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="the hosts' test user, created by the lab and removed by lab down; "
                           "must not exist yet (default psdtest)")
     lab.set_defaults(func=_lab)
-    _add_run(sub)
+    run = _add_run(sub)
     doctor = sub.add_parser("doctor", help="walk the PowerShell Direct troubleshooting checks "
                                            "for one VM")
     doctor.add_argument("target", help="VM name, vm://NAME or vmid://GUID")
@@ -226,12 +229,17 @@ def main(argv: list[str] | None = None) -> int:
     doctor.add_argument("--psdirect-connect-timeout", dest="connect_timeout", metavar="SECONDS",
                         type=_arg_type(validate_timeout, "--psdirect-connect-timeout"))
     doctor.set_defaults(func=_doctor)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse reports these from the top parser: `run` must still exit 255
+        (run if args.cmd == "run" else parser).error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         code: int = args.func(args)
     except PSDirectError as exc:
         print(f"psdirect: {exc}", file=sys.stderr)
         return ERROR_EXIT if args.cmd == "run" else 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback; the session ended the command
+        print("psdirect: interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT
     return code
 
 

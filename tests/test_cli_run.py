@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pytest_psdirect.cli import ERROR_EXIT, main
+from pytest_psdirect.cli import ERROR_EXIT, INTERRUPTED_EXIT, main
 from pytest_psdirect.lab.sshlab import SSHLab
 from pytest_psdirect.results import CommandResult
 from pytest_psdirect.sessions import TargetSession
@@ -53,6 +53,7 @@ def test_streams_as_it_arrives_and_passes_the_status(monkeypatch: pytest.MonkeyP
     (["run", "--psdirect-max-output", "lots", "local://", "true"], "'lots' is not a size"),
     (["run", "--inventory", "/no/inv.toml", "lab1", "true"], "cannot read inventory /no/inv.toml"),
     (["run", "--credential-env", "NOPE_X", "local://", "true"], "NOPE_X_USERNAME, NOPE_X_PASSWORD"),
+    (["run", "--bogus", "local://", "--", "true"], "unrecognized arguments: --bogus"),
 ])
 def test_own_errors_exit_255(argv: list[str], message: str,
                              capfd: pytest.CaptureFixture[str]) -> None:
@@ -62,6 +63,17 @@ def test_own_errors_exit_255(argv: list[str], message: str,
         code = exc.code
     assert code == ERROR_EXIT
     assert message in capfd.readouterr().err
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch: pytest.MonkeyPatch,
+                                         capfd: pytest.CaptureFixture[str]) -> None:
+    def interrupted(self: TargetSession, cmd: str, **kwargs: Any) -> CommandResult:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(TargetSession, "run", interrupted)
+    assert main(["run", "local://", "--", "sleep", "60"]) == INTERRUPTED_EXIT
+    err = capfd.readouterr().err
+    assert err == "psdirect: interrupted\n"  # no traceback
 
 
 def _real_run_then_stream(monkeypatch: pytest.MonkeyPatch) -> None:

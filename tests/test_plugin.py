@@ -160,6 +160,25 @@ def test_xdist_keeps_one_session_per_target_per_worker(pytester: pytest.Pytester
         h.url for h in ssh_lab.state.hosts)  # type: ignore[union-attr]
 
 
+def test_xdist_worker_crash_reports_the_test_once_and_goes_on(pytester: pytest.Pytester) -> None:
+    """A worker killed mid-test: that test fails once (never re-run), the target's others run."""
+    pytester.makepyfile("""
+        import os, signal
+        def test_a(target):
+            if not os.environ.get("CRASHED_ONCE"):
+                os.environ["CRASHED_ONCE"] = "1"
+                os.kill(os.getpid(), signal.SIGKILL)
+        def test_b(target):
+            pass
+    """)
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest_subprocess("-n", "1", "--hosts", "local://", "-rA",
+                                           f"--junitxml={junit}")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.no_fnmatch_line("PASSED*test_a*")
+    assert junit.read_text().count('name="test_a[local://]"') == 1
+
+
 def test_secrets_never_reach_output_junit_or_showlocals(pytester: pytest.Pytester,
                                                        ssh_lab: SSHLab,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:

@@ -94,6 +94,17 @@ def test_values_travel_as_data(ps: TargetSession) -> None:
     assert echo["Params"] == {"Name": nasty, "Nested": {"l": [1, nasty]}}
 
 
+def test_int64_values_travel_and_bad_values_are_refused_before_sending(ps: TargetSession) -> None:
+    """-2**40 used to go as an Int32 and kill the server's runspace; 2**70 and sets fit nothing."""
+    big = [-(2**40), 2**40, -(2**63), 2**63 - 1, -(2**31), 2**31 - 1]
+    r = ps.run_ps("# psrp-test:echo\nparam($V)", V=big)
+    assert r.output[0]["Params"]["V"] == big
+    for bad in (2**70, [{"a": -(2**64)}], {1, 2}):
+        with pytest.raises(ValueError, match=r"Int64|no set type"):
+            ps.run_ps("# psrp-test:echo\nparam($V)", V=bad)
+    assert ps.run_ps("# psrp-test:echo\nparam($V)", V=1).output[0]["Params"]["V"] == 1
+
+
 def test_state_persists_between_calls(ps: TargetSession) -> None:
     ps.run_ps("psrp-test:set $p = $Value", Value="kept")
     assert ps.run_ps("psrp-test:get $p").output == ["kept"]

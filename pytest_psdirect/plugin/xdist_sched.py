@@ -64,6 +64,22 @@ class TargetScheduling(LoadScopeScheduling):  # type: ignore[misc]  # subclassin
         url = target_of(nodeid, self.known)
         return f"target {url}" if url else str(super()._split_scope(nodeid))
 
+    def remove_node(self, node: Any) -> str | None:
+        """A crashed worker's test is reported as crashed once, never run again.
+
+        xdist's loadscope puts the whole scope back in the queue, the crashed test included, so a
+        replacement worker ran it again: two results for one test, in the terminal and in JUnit.
+        The target's other pending tests still move to another worker.
+        """
+        workload = self.assigned_work.get(node, {})
+        crashed = next((nodeid for unit in workload.values()
+                        for nodeid, done in unit.items() if not done), None)
+        for unit in workload.values():
+            if crashed in unit:
+                unit[crashed] = True
+        rest: str | None = super().remove_node(node)
+        return crashed if crashed is not None else rest
+
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> TargetScheduling | None:

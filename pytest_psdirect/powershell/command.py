@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+_INT64 = (-(2**63), 2**63 - 1)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # a param() block at the top, after comments, #requires lines and attributes such as [CmdletBinding()]
 _HAS_PARAM = re.compile(r"^(?:\s|#[^\n]*\n|<#.*?#>|\[[^\]]*\])*param\s*\(", re.IGNORECASE | re.DOTALL)
@@ -51,9 +52,36 @@ def build_invocation(script: str, args: Sequence[Any], params: Mapping[str, Any]
         if not isinstance(name, str) or not _NAME.match(name):
             raise ValueError(f"PowerShell parameter name {name!r} is not an identifier "
                              "(letters, digits, _)")
+    for value in (*args, *params.values()):
+        _check_value(value)
     if params and not _HAS_PARAM.match(script):
         script = "param(" + ", ".join(f"${name}" for name in params) + ")\n" + script
     return Invocation(script, tuple(args), dict(params))
+
+
+def _check_value(value: Any, depth: int = 0) -> None:
+    """Refuse values PowerShell cannot receive before anything is sent (the session stays usable).
+
+    >>> _check_value([1, {"a": -2**63}])
+    >>> _check_value({"n": 2**64})
+    Traceback (most recent call last):
+    ...
+    ValueError: PowerShell value 18446744073709551616 does not fit an Int64; pass it as a string
+    """
+    if depth > 64:
+        raise ValueError("PowerShell value nests more than 64 levels deep")
+    if isinstance(value, int) and not isinstance(value, bool) and \
+            not _INT64[0] <= value <= _INT64[1]:
+        raise ValueError(f"PowerShell value {value} does not fit an Int64; pass it as a string")
+    if isinstance(value, set | frozenset):
+        raise ValueError(f"PowerShell has no set type: pass a list instead of {value!r:.60}")
+    if isinstance(value, list | tuple):
+        for item in value:
+            _check_value(item, depth + 1)
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_value(key, depth + 1)
+            _check_value(item, depth + 1)
 
 
 def from_file(path: str | Path, args: Sequence[Any], params: Mapping[str, Any]) -> Invocation:

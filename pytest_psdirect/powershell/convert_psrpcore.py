@@ -138,6 +138,8 @@ def to_ps(value: Any) -> Any:
         return [to_ps(v) for v in value]
     if isinstance(value, Mapping) and not isinstance(value, pstypes.PSObject):
         return {k: to_ps(v) for k, v in value.items()}
+    if type(value) is int and not -(2**31) <= value < 2**31:
+        return pstypes.PSInt64(value)  # psrpcore sends every int below Int32's range as an Int32
     return value
 
 
