@@ -48,7 +48,7 @@ def test_secrets_in_urls_are_refused_and_not_echoed(spec: str) -> None:
 def test_unknown_schemes_parse_and_are_refused_by_the_registry() -> None:
     """A plugin may register any scheme, so parsing accepts it; the registry check names it."""
     assert parse_target("myproto://h").scheme == "myproto"
-    with pytest.raises(TargetSpecError, match=r"unknown scheme 'ftp'.*use one of: local, .*ssh.*winrm\)$"):
+    with pytest.raises(TargetSpecError, match=r"unknown scheme 'ftp'.*use one of: .*local, .*ssh.*winrm\)$"):
         check_scheme(parse_target("ftp://h"), TransportRegistry().schemes())
     with pytest.raises(TargetSpecError, match="it is planned") as info:
         check_scheme(parse_target("qemu://vm1"), TransportRegistry().schemes())
