@@ -208,3 +208,14 @@ def test_without_python_on_the_target_each_command_gets_a_process() -> None:
         assert "python3: not found" in transport._fallback
     finally:
         transport.close()
+
+
+def test_a_process_that_detached_itself_ends_with_the_session() -> None:
+    pool = SessionPool(TransportRegistry(), Settings(), lambda t, r: None)
+    session = pool.get(parse_target("local://"))
+    assert session.run("echo $PSDIRECT_SESSION").stdout.strip()  # the session's mark
+    session.run("setsid sleep 100.8642 >/dev/null 2>&1 </dev/null &")
+    session.run("(setsid sh -c 'sleep 100.9753' >/dev/null 2>&1 </dev/null &)")
+    assert _alive("sleep 100.8642") and _alive("sleep 100.9753")
+    pool.close_all()
+    assert _wait_gone("sleep 100.8642") == [] and _wait_gone("sleep 100.9753") == []

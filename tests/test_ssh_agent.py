@@ -61,12 +61,14 @@ def test_closing_the_session_ends_every_process_it_started(pool: SessionPool,
                                                           host: LabHost) -> None:
     agent = session.check_output("echo $PPID")  # the agent is the command shell's parent
     session.run("sleep 101.1 >/dev/null 2>&1 &")  # left behind by a command
+    session.run("setsid sleep 101.3 >/dev/null 2>&1 </dev/null &")  # detached from our groups
     with pytest.raises(CommandTimeout):
         session.run("sleep 101.2", timeout=0.3)  # killed at its timeout already
     assert _user_processes(host.user, "sleep 101.1")
     assert _wait_none(host.user, "sleep 101.2") == []
     pool.close_all()
     assert _wait_none(host.user, "sleep 101.1") == []
+    assert _wait_none(host.user, "sleep 101.3") == []
     assert [p for p in _user_processes(host.user, "python3") if p.split()[0] == agent] == []
 
 

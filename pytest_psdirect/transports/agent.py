@@ -22,6 +22,7 @@ Run it locally to try it::
 # This file runs on the target's python3 (>= 3.6): no f-string '=' specifiers, no walrus,
 # no builtin generics in annotations, no third-party imports.
 
+import binascii
 import errno
 import fcntl
 import json
@@ -33,6 +34,8 @@ import time
 from typing import Dict, List, Mapping, Optional, Set
 
 CHUNK = 65536
+#: set in every command's environment to this session's random mark (see Agent.shutdown)
+SESSION_VAR = "PSDIRECT_SESSION"
 #: The controller writes at least every 10 s (a ping when idle). Silence this long means it is
 #: gone without a word (a network partition: no EOF ever comes), so the agent ends everything.
 SILENCE_LIMIT = 45.0
@@ -63,6 +66,11 @@ class Agent:
 
     def __init__(self) -> None:
         self.shell = os.environ.get("SHELL") or _passwd_shell()
+        # every command's environment carries this mark, so that at the end even a process
+        # that left our process groups (setsid, a double fork) is found through /proc and ended
+        self.mark = "%s=%s" % (SESSION_VAR, binascii.hexlify(os.urandom(8)).decode())
+        name, _, value = self.mark.partition("=")
+        os.environ[name] = value
         self.inbuf = b""
         self.heard = time.monotonic()
         self.outbuf = bytearray()
@@ -248,9 +256,11 @@ class Agent:
         self.shutdown()
 
     def shutdown(self) -> None:
-        """Kill every process group this agent started, then exit."""
+        """Kill every process group this agent started and every process that carries this
+        session's mark in its environment (it detached itself), then exit."""
         for group in self.groups:
             _killpg(group)
+        _kill_marked(self.mark.encode())
         os._exit(0)
 
 
@@ -279,6 +289,28 @@ def _spawn(shell: str, argv: List[str], env: Mapping[str, str], out_w: int, err_
         finally:
             os._exit(127 if cwd is None else 1)
     return pid
+
+
+def _kill_marked(mark: bytes) -> None:
+    """SIGKILL the processes of this user whose environment holds ``mark`` (Linux /proc only)."""
+    me = os.getpid()
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return
+    for pid in pids:
+        if pid == me:
+            continue
+        try:
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                found = mark in f.read().split(b"\0")
+        except OSError:  # gone, or another user's
+            continue
+        if found:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def _passwd_shell() -> str:
