@@ -30,12 +30,30 @@ class HyperVSim:
     host_too_old: bool = False
     session_cost: float = 0.0  # seconds New-PSSession takes (a model; 0 = the simulator's own)
 
-    def add_vm(self, name: str, *, state: str = "Running", vm_id: str | None = None) -> str:
+    def add_vm(self, name: str, *, state: str = "Running", vm_id: str | None = None,
+               **options: Any) -> str:
+        """A VM; ``options``: ``boot_seconds`` (heartbeat "No Contact" that long after Start-VM),
+        ``checkpoint_type`` ("Production", the default, or "Standard"), ``heartbeat`` (its
+        status once booted, default "OK")."""
         vm_id = vm_id or str(uuid.uuid4())
         self.vms.append({"name": name, "id": vm_id, "state": state, "username": GUEST_USER,
-                         "password": GUEST_PASSWORD})
+                         "password": GUEST_PASSWORD, **options})
         self.save()
         return vm_id
+
+    def answer(self, vm_name: str, fragment: str, *values: Any) -> None:
+        """The guest emulation's answer to any script containing ``fragment``: ``values`` as
+        output objects (dicts become PSCustomObjects). First added, first matched."""
+        vm = next(v for v in self.vms if v["name"] == vm_name)
+        vm.setdefault("answers", []).append([fragment, list(values)])
+        self.save()
+
+    def vm_state(self, vm_id: str) -> dict[str, Any]:
+        """The VM's current row in the simulated host (state, generation, checkpoints)."""
+        path = self.dir / "vmstate.json"
+        table = json.loads(path.read_text()) if path.exists() else {}
+        vm = next(v for v in self.vms if v["id"] == vm_id)
+        return table.get(vm_id, {"state": vm["state"], "generation": 0, "checkpoints": []})
 
     def save(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,10 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
-NAMES = ("vm-open", "vm-invoke", "vm-copy-to", "vm-copy-from", "vm-close", "host-remove")
+NAMES = ("vm-open", "vm-invoke", "vm-copy-to", "vm-copy-from", "vm-close", "host-remove",
+         # VM lifecycle (lifecycle.py)
+         "vm-state", "vm-start", "vm-stop", "vm-probe", "vm-checkpoint", "vm-restore",
+         "vm-remove-checkpoint")
 
 
 @functools.cache
