@@ -150,6 +150,7 @@ class VMLifecycle:
                     log.warning("%s: VM state not checked: %s", target.url, exc)
                     self._ready[target.url] = None
             except PSDirectError as exc:
+                exc.target = target.url
                 self._ready[target.url] = exc
         error = self._ready[target.url]
         if error is not None:
@@ -201,6 +202,7 @@ class VMLifecycle:
                 self.hyperv(target).checkpoint(self._vm(target), name)
                 self._temporary[item.nodeid] = name
         except PSDirectError as exc:
+            exc.target = target.url
             reason = f"{type(exc).__name__}: {exc}"
         else:
             return
@@ -224,7 +226,8 @@ class VMLifecycle:
         failed = item.stash.get(CALL_FAILED, False)
         temporary = self._temporary.pop(item.nodeid, None)
         if failed and self.keep and (temporary or plan.after):
-            what = f"checkpoint {temporary!r} kept" if temporary else "not restored"
+            what = (f"checkpoint {temporary!r} kept (back: Restore-VMSnapshot, then "
+                    "Remove-VMSnapshot, on the host)" if temporary else "not restored")
             self.kept.append(f"{target.url}: {item.nodeid}: {what}")
             log.warning("%s: --keep-vm: %s failed, VM left as it is (%s)", target.url,
                         item.nodeid, what)
@@ -238,6 +241,7 @@ class VMLifecycle:
             if plan.restore is not None and plan.after and _leaves(plan, item, nextitem, target):
                 self.restore(target, plan.restore)
         except PSDirectError as exc:
+            exc.target = target.url
             reason = f"{type(exc).__name__}: {exc}"
         else:
             return
