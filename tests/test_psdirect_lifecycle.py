@@ -47,7 +47,7 @@ def hv(sim: HyperVSim) -> Iterator[HyperVHost]:
     settings = Settings(connect_timeout=10, command_timeout=30)
     host = parse_target(sim.host_url)
     transport = TransportRegistry().get("pwsh")(host, None, settings)
-    hv = HyperVHost(transport, timeout=30, poll=0.2)  # type: ignore[arg-type]
+    hv = HyperVHost(transport, timeout=30, poll=0.2)
     yield hv
     hv.close()
 

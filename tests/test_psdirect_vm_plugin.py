@@ -40,7 +40,7 @@ def clean_checkpoint(sim: HyperVSim) -> Iterator[Path]:
     disk.write_text("clean\n")
     transport = TransportRegistry().get("pwsh")(parse_target(sim.host_url), None,
                                                Settings(connect_timeout=10, command_timeout=30))
-    hv = HyperVHost(transport, timeout=30)  # type: ignore[arg-type]
+    hv = HyperVHost(transport, timeout=30)
     hv.checkpoint(VMRef(name="web01"), "clean")
     hv.close()
     yield disk

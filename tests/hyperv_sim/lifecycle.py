@@ -35,7 +35,8 @@ ALREADY = "The virtual machine is already in the specified state."
 
 def _config() -> dict[str, Any]:
     with open(os.environ["PSDIRECT_HYPERV_SIM"]) as f:
-        return json.load(f)
+        data: dict[str, Any] = json.load(f)
+    return data
 
 
 def _event(kind: str, **data: Any) -> None:
@@ -146,7 +147,8 @@ def vm_probe(ctx: Context) -> None:
 
 def _lookup_quiet(ctx: Context) -> dict[str, Any] | None:
     name, vm_id = ctx.params.get("VMName") or "", ctx.params.get("VMId") or ""
-    for vm in _config()["vms"]:
+    vms: list[dict[str, Any]] = _config()["vms"]
+    for vm in vms:
         if (vm_id and vm["id"].lower() == vm_id.lower()) or (not vm_id and vm["name"] == name):
             return vm
     return None

@@ -53,7 +53,9 @@ class HyperVSim:
         path = self.dir / "vmstate.json"
         table = json.loads(path.read_text()) if path.exists() else {}
         vm = next(v for v in self.vms if v["id"] == vm_id)
-        return table.get(vm_id, {"state": vm["state"], "generation": 0, "checkpoints": []})
+        row: dict[str, Any] = table.get(vm_id, {"state": vm["state"], "generation": 0,
+                                                "checkpoints": []})
+        return row
 
     def save(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
