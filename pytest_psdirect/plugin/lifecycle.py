@@ -126,8 +126,10 @@ class VMLifecycle:
         return self._hosts[key]
 
     def _credential(self, target: Target) -> Credential | None:
+        """The guest credential for the readiness probe, if one is given explicitly (never a
+        keyring look-up or a prompt here: the target's session asks for those, once)."""
         found: Credential | None = self.config.hook.pytest_psdirect_credential(
-            target=target, config=self.config, required=True)
+            target=target, config=self.config, required=False)
         return found
 
     @staticmethod
