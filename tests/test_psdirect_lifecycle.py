@@ -17,11 +17,12 @@ from pytest_psdirect.credentials.secret import Credential, Secret
 from pytest_psdirect.errors import (
     CheckpointNotFound,
     GuestAuthenticationFailed,
+    VMLifecycleError,
     VMNotFound,
     VMNotRunning,
     VMReadyTimeout,
 )
-from pytest_psdirect.hypervisors.base import Hypervisor, VMStatus
+from pytest_psdirect.hypervisors.base import Hypervisor, VMStatus, parse_provision
 from pytest_psdirect.hypervisors.hyperv.lifecycle import HyperVHost
 from pytest_psdirect.hypervisors.hyperv.nested import VMRef
 from pytest_psdirect.powershell.command import build_invocation
@@ -157,3 +158,33 @@ def test_the_simulated_host_refuses_other_scripts(sim: HyperVSim, hv: HyperVHost
         assert result.errors[0].fully_qualified_error_id in ("CommandNotFoundException",
                                                              "SimRefused")
     assert hv.state(WEB).state == "Running" and "stop-vm" not in sim.counts()
+
+
+TEMPLATE = "D:\\templates\\ws2022 core.vhdx"
+
+
+def test_provision_from_a_template_then_destroy(sim: HyperVSim, hv: HyperVHost) -> None:
+    sim.add_template(TEMPLATE, boot_seconds=0.2)
+    spec = parse_provision(f"template={TEMPLATE},switch=Lab,memory=4G")
+    assert spec.name == "psdirect-ws2022 core"
+    vm, disk = hv.provision(spec)
+    assert vm.name == spec.name and vm.id and Path(disk).exists()
+    assert hv.state(vm) == VMStatus("Off", "No Contact")
+    hv.start(vm)
+    assert hv.wait_ready(vm, 10, GOOD) < 10
+    new_vm = next(e for e in sim.events() if e["event"] == "new-vm")
+    assert (new_vm["memory"], new_vm["switch"], new_vm["template"]) == (4 * 2**30, "Lab", TEMPLATE)
+    hv.destroy(vm, disk)
+    assert not Path(disk).exists()
+    with pytest.raises(VMNotFound):
+        hv.state(vm)
+
+
+def test_provision_refuses_a_name_in_use_and_an_unknown_template(sim: HyperVSim,
+                                                                 hv: HyperVHost) -> None:
+    sim.add_template(TEMPLATE)
+    with pytest.raises(VMLifecycleError, match="a VM named 'web01' already exists"):
+        hv.provision(parse_provision(f"template={TEMPLATE},name=web01"))
+    with pytest.raises(VMLifecycleError, match="cannot find the file specified"):
+        hv.provision(parse_provision("template=D:\\nope.vhdx"))
+    assert "new-vm" not in sim.counts()

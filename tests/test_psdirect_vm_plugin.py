@@ -210,3 +210,43 @@ def test_markers_are_registered(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.checkpoint(name=None, *, after=False, take=False)*",
                                  "@pytest.mark.destructive*"])
+
+
+TEMPLATE = "D:\\templates\\ws2022.vhdx"
+READ_TEMPLATE = """
+    def test_made_from_the_template(target):
+        assert target.run("cat provisioned-from.txt").stdout.strip() == {template!r}
+        assert {fail!r} == "no"
+"""
+
+
+def test_vm_provision_makes_a_vm_for_the_run_and_removes_it(pytester: pytest.Pytester,
+                                                          sim: HyperVSim) -> None:
+    sim.add_template(TEMPLATE, boot_seconds=0.2)
+    pytester.makepyfile(READ_TEMPLATE.format(template=TEMPLATE, fail="no"))
+    result = run(pytester, sim, "--vm-provision", f"template={TEMPLATE},name=ci-01,memory=2G")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_made_from_the_template[[]vm://ci-01?host=*PASSED*",
+                                 "*psdirect: VMs provisioned for this run*",
+                                 "vm://ci-01?host=*: provisioned VM removed with its disk"])
+    events = [e["event"] for e in sim.events()]
+    assert events.index("new-vm") < events.index("start-vm") < events.index("new-pssession")
+    assert events.index("remove-pssession") < events.index("remove-vm")
+    assert list((sim.dir / "vhd").iterdir()) == []
+
+
+def test_keep_vm_keeps_a_failed_provisioned_vm(pytester: pytest.Pytester, sim: HyperVSim) -> None:
+    sim.add_template(TEMPLATE)
+    pytester.makepyfile(READ_TEMPLATE.format(template=TEMPLATE, fail="yes"))
+    result = run(pytester, sim, "--vm-provision", f"template={TEMPLATE}", "--keep-vm")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["vm://psdirect-ws2022?host=*: a test failed: provisioned VM "
+                                 "kept (id *"])
+    assert "remove-vm" not in sim.counts() and len(list((sim.dir / "vhd").iterdir())) == 1
+
+
+def test_bad_provision_spec_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest("--vm-provision", "switch=Lab")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--vm-provision*template=PATH*is required*"])

@@ -28,6 +28,7 @@ from _pytest import nodes
 
 from ..credentials.secret import Credential
 from ..errors import ConnectFailed, PSDirectError, TransportUnavailable
+from ..hypervisors.base import ProvisionSpec, parse_provision
 from ..hypervisors.hyperv.lifecycle import HyperVHost
 from ..hypervisors.hyperv.nested import VMRef
 from ..settings import validate_timeout
@@ -52,7 +53,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          f"Direct probe answering (default {DEFAULT_READY_TIMEOUT:g})")
     group.addoption("--keep-vm", action="store_true", default=False,
                     help="after a failed test, leave its VM as the test left it (no restore, "
-                         "temporary checkpoints kept)")
+                         "temporary checkpoints kept, a provisioned VM not destroyed)")
+    group.addoption("--vm-provision", action="append", default=[], metavar="SPEC",
+                    type=_option_type(_provision, "--vm-provision"),
+                    help="make a VM for the run on the Hyper-V host from a template disk "
+                         "(differencing disk), destroyed after the run: 'template=PATH[,name=NAME]"
+                         "[,switch=SWITCH][,memory=2G][,generation=2][,cpus=N]' (repeatable)")
+
+
+def _provision(text: str, name: str) -> ProvisionSpec:
+    return parse_provision(text)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -109,6 +119,10 @@ class VMLifecycle:
         self._scopes_done: set[tuple[str, str]] = set()
         self._temporary: dict[str, str] = {}  # item nodeid -> checkpoint name
         self.kept: list[str] = []
+        self._to_provision = {s.name: s for s in config.getoption("vm_provision")}
+        self._provisioned: dict[str, tuple[Target, VMRef, str]] = {}  # url -> (target, vm, disk)
+        self._failed: set[str] = set()  # urls of targets with a failed test
+        self.destroyed: list[str] = []
 
     # -- plumbing -------------------------------------------------------------------------------
     def hyperv(self, target: Target) -> HyperVHost:
@@ -162,6 +176,11 @@ class VMLifecycle:
         from ..errors import VMNotRunning
 
         hv, vm = self.hyperv(target), self._vm(target)
+        spec = self._to_provision.get(target.vm_name) if target.scheme == "vm" else None
+        if spec is not None and target.url not in self._provisioned:
+            made, disk = hv.provision(spec)
+            self._provisioned[target.url] = (target, made, disk)
+            starting = True  # ours: start it
         status = hv.state(vm)
         if status.stopped:
             if not starting:
@@ -217,6 +236,9 @@ class VMLifecycle:
         report = yield
         if report.failed:
             item.stash[CALL_FAILED] = True
+            target = _target(item)
+            if target is not None:
+                self._failed.add(target.url)
         return report
 
     @pytest.hookimpl(tryfirst=True)
@@ -249,7 +271,30 @@ class VMLifecycle:
             return
         pytest.fail(reason, pytrace=False)
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Destroy the VMs this run provisioned (keep a failed one's with --keep-vm)."""
+        for url, (target, vm, disk) in list(self._provisioned.items()):
+            if self.keep and url in self._failed:
+                self.kept.append(f"{url}: a test failed: provisioned VM kept (id {vm.id}, disk "
+                                 f"{disk}); remove it with Remove-VM and delete the disk")
+                continue
+            self._reset_session(target)
+            try:
+                self.hyperv(target).destroy(vm, disk)
+            except PSDirectError as exc:
+                log.warning("%s: destroying the provisioned VM failed: %s", url, exc)
+                self.kept.append(f"{url}: destroying it failed ({exc.message}): id {vm.id}, "
+                                 f"disk {disk}")
+            else:
+                self.destroyed.append(f"{url}: provisioned VM removed with its disk")
+            del self._provisioned[url]
+
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.destroyed:
+            terminalreporter.section("psdirect: VMs provisioned for this run")
+            for line in self.destroyed:
+                terminalreporter.line(line)
         if self.kept:
             terminalreporter.section("psdirect: VMs kept (--keep-vm)")
             for line in self.kept:

@@ -67,7 +67,7 @@ def _sessions(ctx: Context) -> dict[str, dict[str, Any]]:
 
 
 def _find_vm(name: str, vm_id: str) -> dict[str, Any] | None:
-    for vm in config()["vms"]:
+    for vm in lifecycle.all_vms():
         if (vm_id and vm["id"].lower() == vm_id.lower()) or (not vm_id and vm["name"] == name):
             return vm
     return None
@@ -295,6 +295,8 @@ HANDLERS: dict[str, Handler] = {
     "# psdirect:vm-checkpoint": lifecycle.vm_checkpoint,
     "# psdirect:vm-restore": lifecycle.vm_restore,
     "# psdirect:vm-remove-checkpoint": lifecycle.vm_remove_checkpoint,
+    "# psdirect:vm-provision": lifecycle.vm_provision,
+    "# psdirect:vm-destroy": lifecycle.vm_destroy,
     "# psdirect-bench:naive-invoke": naive_invoke,
     # the test server's own scripts are not a Hyper-V host's: refuse them here
     "psrp-test:": refuse,

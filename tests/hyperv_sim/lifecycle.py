@@ -44,6 +44,23 @@ def _event(kind: str, **data: Any) -> None:
         f.write(json.dumps({"event": kind, "pid": os.getpid(), **data}) + "\n")
 
 
+def all_vms() -> list[dict[str, Any]]:
+    """sim.json's VMs and those vm-provision made (provisioned.json)."""
+    vms: list[dict[str, Any]] = list(_config()["vms"])
+    path = os.path.join(_config()["dir"], "provisioned.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            vms += json.load(f)
+    return vms
+
+
+def _save_provisioned(vms: list[dict[str, Any]]) -> None:
+    path = os.path.join(_config()["dir"], "provisioned.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(vms, f)
+    os.replace(path + ".tmp", path)
+
+
 @contextlib.contextmanager
 def states() -> Iterator[dict[str, dict[str, Any]]]:
     """The mutable VM table (by id), read and written back under a lock."""
@@ -55,7 +72,7 @@ def states() -> Iterator[dict[str, dict[str, Any]]]:
         if os.path.exists(path):
             with open(path) as f:
                 table = json.load(f)
-        for vm in _config()["vms"]:
+        for vm in all_vms():
             table.setdefault(vm["id"], {"state": vm["state"], "started_at": 0.0,
                                         "generation": 0, "checkpoints": []})
         yield table
@@ -147,8 +164,7 @@ def vm_probe(ctx: Context) -> None:
 
 def _lookup_quiet(ctx: Context) -> dict[str, Any] | None:
     name, vm_id = ctx.params.get("VMName") or "", ctx.params.get("VMId") or ""
-    vms: list[dict[str, Any]] = _config()["vms"]
-    for vm in vms:
+    for vm in all_vms():
         if (vm_id and vm["id"].lower() == vm_id.lower()) or (not vm_id and vm["name"] == name):
             return vm
     return None
@@ -221,3 +237,52 @@ def vm_remove_checkpoint(ctx: Context) -> None:
     for cp in gone:
         shutil.rmtree(os.path.join(_checkpoints_dir(vm), cp["id"]), ignore_errors=True)
     _event("remove-vmsnapshot", vm=vm["name"], name=ctx.params["Name"])
+
+
+def vm_provision(ctx: Context) -> None:
+    """New-VHD -Differencing + New-VM: an Off VM whose disk starts as the template's files."""
+    p = ctx.params
+    with states():  # the lock: one provisioning at a time
+        if any(vm["name"].lower() == p["Name"].lower() for vm in all_vms()):
+            ctx.error(f"psdirect: a VM named '{p['Name']}' already exists on this host",
+                      category=ErrorCategory.ResourceExists, fqid="Microsoft.PowerShell.Commands."
+                      "WriteErrorException")
+            return
+        template = _config().get("templates", {}).get(p["TemplatePath"])
+        if template is None:
+            ctx.error(f"Failed to get the disk information. The system cannot find the file "
+                      f"specified. ({p['TemplatePath']})", category=ErrorCategory.ObjectNotFound,
+                      fqid="ObjectNotFound,Microsoft.Vhd.PowerShell.Cmdlets.NewVhd",
+                      exception="Microsoft.HyperV.PowerShell.VirtualizationException")
+            return
+        vm = {"name": p["Name"], "id": str(uuid.uuid4()), "state": "Off",
+              "username": template["username"], "password": template["password"],
+              "boot_seconds": template.get("boot_seconds", 0), "memory": p["MemoryBytes"],
+              "switch": p["SwitchName"], "generation": p["Generation"]}
+        disk = os.path.join(_config()["dir"], "vhd", f"psdirect-{uuid.uuid4().hex}.vhdx")
+        os.makedirs(os.path.dirname(disk), exist_ok=True)
+        with open(disk, "w") as f:
+            f.write(f"differencing disk, parent {p['TemplatePath']}\n")
+        guest = _guest_dir(vm)
+        with open(os.path.join(guest, "provisioned-from.txt"), "w") as f:
+            f.write(p["TemplatePath"] + "\n")
+        _save_provisioned([v for v in all_vms() if v not in _config()["vms"]] + [vm])
+    _event("new-vm", vm=vm["name"], template=p["TemplatePath"], memory=p["MemoryBytes"],
+           switch=p["SwitchName"])
+    ctx.output(PSCustomObject(Id=vm["id"], Name=vm["name"], VhdPath=disk))
+
+
+def vm_destroy(ctx: Context) -> None:
+    p = ctx.params
+    with states() as table:
+        made = [v for v in all_vms() if v not in _config()["vms"]]
+        vm = next((v for v in made if v["id"] == p["VMId"]), None)
+        if vm is None:
+            return
+        _save_provisioned([v for v in made if v is not vm])
+        table.pop(vm["id"], None)
+    shutil.rmtree(_guest_dir(vm), ignore_errors=True)
+    shutil.rmtree(_checkpoints_dir(vm), ignore_errors=True)
+    if p.get("VhdPath") and os.path.exists(p["VhdPath"]):
+        os.unlink(p["VhdPath"])
+    _event("remove-vm", vm=vm["name"])

@@ -29,6 +29,7 @@ class HyperVSim:
     vms: list[dict[str, Any]] = field(default_factory=list)
     host_too_old: bool = False
     session_cost: float = 0.0  # seconds New-PSSession takes (a model; 0 = the simulator's own)
+    templates: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add_vm(self, name: str, *, state: str = "Running", vm_id: str | None = None,
                **options: Any) -> str:
@@ -40,6 +41,12 @@ class HyperVSim:
                          "password": GUEST_PASSWORD, **options})
         self.save()
         return vm_id
+
+    def add_template(self, path: str, **options: Any) -> None:
+        """A template VHDX on the host (vm-provision's parent disk); VMs made from it have the
+        guest account and ``options`` (``boot_seconds``)."""
+        self.templates[path] = {"username": GUEST_USER, "password": GUEST_PASSWORD, **options}
+        self.save()
 
     def answer(self, vm_name: str, fragment: str, *values: Any) -> None:
         """The guest emulation's answer to any script containing ``fragment``: ``values`` as
@@ -61,7 +68,7 @@ class HyperVSim:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "sim.json").write_text(json.dumps(
             {"dir": str(self.dir), "vms": self.vms, "host_too_old": self.host_too_old,
-             "session_cost": self.session_cost}))
+             "session_cost": self.session_cost, "templates": self.templates}))
 
     @property
     def exe(self) -> Path:

@@ -24,7 +24,7 @@ from ...errors import (
     VMReadyTimeout,
 )
 from ...powershell.result import ErrorRecord, PSResult
-from ..base import VMStatus
+from ..base import ProvisionSpec, VMStatus
 from .nested import HostSession, VMRef, host_invocation
 from .troubleshoot import classify
 
@@ -51,21 +51,24 @@ class HyperVHost:
         self._sleep = sleep
         self._opened = False
 
-    def _call(self, name: str, vm: VMRef, *, timeout: float | None = None,
+    def _call(self, name: str, vm: VMRef, *, timeout: float | None = None, by_vm: bool = True,
               **values: Any) -> PSResult:
+        """Host template ``name`` with ``values`` (and the VM's VMName/VMId when ``by_vm``)."""
         if not self._opened or not self.host.alive:
             self.host.open()
             self._opened = True
         log.debug("%s: host template %s", vm_label(vm), name)
         try:
-            return self.host.run_ps(host_invocation(name, **vm.parameters(), **values),
+            params = {**vm.parameters(), **values} if by_vm else values
+            return self.host.run_ps(host_invocation(name, **params),
                                     timeout=timeout or self.timeout)
         except PSDirectError as exc:
             exc.target = exc.target or vm_label(vm)
             raise
 
-    def _checked(self, name: str, vm: VMRef, what: str, **values: Any) -> PSResult:
-        result = self._call(name, vm, **values)
+    def _checked(self, name: str, vm: VMRef, what: str, *, by_vm: bool = True,
+                 **values: Any) -> PSResult:
+        result = self._call(name, vm, by_vm=by_vm, **values)
         if result.errors:
             raise _lifecycle_error(result.errors[0], vm, what)
         return result
@@ -133,6 +136,24 @@ class HyperVHost:
     def remove_checkpoint(self, vm: VMRef, name: str) -> None:
         log.info("%s: Remove-VMSnapshot %s", vm_label(vm), name)
         self._checked("vm-remove-checkpoint", vm, "Remove-VMSnapshot", Name=name)
+
+    def provision(self, spec: ProvisionSpec) -> tuple[VMRef, str]:
+        """New-VHD -Differencing on ``spec.template``, New-VM on it: the VM (by id), its disk."""
+        log.info("vm://%s: New-VM on a differencing disk of %s", spec.name, spec.template)
+        result = self._checked("vm-provision", VMRef(name=spec.name), "New-VM", by_vm=False,
+                               Name=spec.name, TemplatePath=spec.template,
+                               SwitchName=spec.switch, MemoryBytes=spec.memory,
+                               Generation=spec.generation, ProcessorCount=spec.cpus)
+        if not result.output:
+            raise VMLifecycleError("New-VM returned no VM and no error",
+                                   target=f"vm://{spec.name}")
+        info = result.output[-1]
+        return VMRef(name=str(info["Name"]), id=str(info["Id"])), str(info["VhdPath"])
+
+    def destroy(self, vm: VMRef, disk: str) -> None:
+        """Power off, Remove-VM, delete its differencing disk (the template stays)."""
+        log.info("%s: Remove-VM and its disk", vm_label(vm))
+        self._checked("vm-destroy", vm, "Remove-VM", by_vm=False, VMId=vm.id, VhdPath=disk)
 
     def close(self) -> None:
         self.host.close()

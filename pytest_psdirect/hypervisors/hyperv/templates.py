@@ -17,7 +17,7 @@ from importlib import resources
 NAMES = ("vm-open", "vm-invoke", "vm-copy-to", "vm-copy-from", "vm-close", "host-remove",
          # VM lifecycle (lifecycle.py)
          "vm-state", "vm-start", "vm-stop", "vm-probe", "vm-checkpoint", "vm-restore",
-         "vm-remove-checkpoint")
+         "vm-remove-checkpoint", "vm-provision", "vm-destroy")
 
 
 @functools.cache
