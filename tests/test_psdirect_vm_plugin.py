@@ -250,3 +250,18 @@ def test_bad_provision_spec_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--vm-provision", "switch=Lab")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--vm-provision*template=PATH*is required*"])
+
+
+def test_checkpoint_marker_without_name_or_take_is_a_usage_error(pytester: pytest.Pytester,
+                                                                 sim: HyperVSim) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.checkpoint(after=True)
+        def test_x(target): pass
+    """)
+    result = run(pytester, sim, "--vm-name", "web01")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_x*@pytest.mark.checkpoint needs a checkpoint name or "
+                                 "take=True*"])
+    assert sim.counts() == {}

@@ -205,6 +205,11 @@ class VMLifecycle:
             session.close()  # its guest session ended with the restore; the next call reopens
 
     # -- hooks ------------------------------------------------------------------------------------
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """A checkpoint marker without a name or take=True is a usage error before any test."""
+        for item in items:
+            plan_for(item)
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         target = _target(item)
