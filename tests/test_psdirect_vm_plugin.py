@@ -265,3 +265,18 @@ def test_checkpoint_marker_without_name_or_take_is_a_usage_error(pytester: pytes
     result.stderr.fnmatch_lines(["*test_x*@pytest.mark.checkpoint needs a checkpoint name or "
                                  "take=True*"])
     assert sim.counts() == {}
+
+
+def test_under_xdist_each_vm_is_started_once(pytester: pytest.Pytester, sim: HyperVSim) -> None:
+    sim.add_vm("off02", state="Off", boot_seconds=0.2)
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(3))
+        def test_a(target, n):
+            assert target.run_ps("# guest:whoami").output[0]["ComputerName"].startswith("off0")
+    """)
+    result = run(pytester, sim, "--vm-name", "off01,off02", "--vm-start", "-n", "2")
+    result.assert_outcomes(passed=6)
+    starts = sorted(e["vm"] for e in sim.events() if e["event"] == "start-vm")
+    assert starts == ["off01", "off02"]
