@@ -13,6 +13,10 @@ checkpoint before the test and, after it (also when it failed), restores and rem
 restore leaves the VM off or saved, so it is started and waited for again, and the target's
 session reopens. ``--keep-vm`` leaves a failed test's VM as the test left it (no restore after,
 the temporary checkpoint kept) and says what was kept.
+
+``--vm-provision template=PATH,...`` makes a VM for the run (New-VHD -Differencing on the template
+disk, New-VM), adds it as a ``vm://`` target, starts it before its first test and removes it and
+its disk at the end of the run (kept with ``--keep-vm`` when one of its tests failed).
 """
 
 from __future__ import annotations
@@ -135,8 +139,7 @@ class VMLifecycle:
             credential = resolve_reference(key[1], Path.cwd()) if key[1] else None
             settings = self.config.stash[SETTINGS]
             transport = self.config.stash[REGISTRY].get(host.scheme)(host, credential, settings)
-            self._hosts[key] = HyperVHost(transport,
-                                          timeout=settings.command_timeout)
+            self._hosts[key] = HyperVHost(transport, timeout=settings.command_timeout)
         return self._hosts[key]
 
     def _credential(self, target: Target) -> Credential | None:
