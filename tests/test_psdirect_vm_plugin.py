@@ -280,3 +280,15 @@ def test_under_xdist_each_vm_is_started_once(pytester: pytest.Pytester, sim: Hyp
     result.assert_outcomes(passed=6)
     starts = sorted(e["vm"] for e in sim.events() if e["event"] == "start-vm")
     assert starts == ["off01", "off02"]
+
+
+def test_ready_timeout_from_the_ini_file(pytester: pytest.Pytester, sim: HyperVSim) -> None:
+    pytester.makeini("[pytest]\npsdirect_vm_ready_timeout = 1\n")
+    pytester.makepyfile("def test_a(target): pass")
+    result = run(pytester, sim, "--vm-name", "slow01", "--vm-start")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*VMReadyTimeout*not ready after 1s*"])
+    pytester.makeini("[pytest]\npsdirect_vm_ready_timeout = forever\n")
+    result = run(pytester, sim, "--vm-name", "slow01")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*psdirect_vm_ready_timeout (ini)*forever*"])

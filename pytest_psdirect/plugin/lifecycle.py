@@ -51,10 +51,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--vm-start", action="store_true", default=False,
                     help="start VM targets that are Off, Saved or Paused (default: their tests "
                          "error)")
-    group.addoption("--vm-ready-timeout", metavar="SECONDS", default=DEFAULT_READY_TIMEOUT,
+    group.addoption("--vm-ready-timeout", metavar="SECONDS", default=None,
                     type=_option_type(validate_timeout, "--vm-ready-timeout"),
                     help="how long to wait for a VM to be ready: heartbeat OK and a PowerShell "
-                         f"Direct probe answering (default {DEFAULT_READY_TIMEOUT:g})")
+                         f"Direct probe answering (default {DEFAULT_READY_TIMEOUT:g}; ini "
+                         "psdirect_vm_ready_timeout)")
+    parser.addini("psdirect_vm_ready_timeout", "default of --vm-ready-timeout (seconds)",
+                  default=str(DEFAULT_READY_TIMEOUT))
     group.addoption("--keep-vm", action="store_true", default=False,
                     help="after a failed test, leave its VM as the test left it (no restore, "
                          "temporary checkpoints kept, a provisioned VM not destroyed)")
@@ -63,6 +66,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="make a VM for the run on the Hyper-V host from a template disk "
                          "(differencing disk), destroyed after the run: 'template=PATH[,name=NAME]"
                          "[,switch=SWITCH][,memory=2G][,generation=2][,cpus=N]' (repeatable)")
+
+
+def ready_timeout(config: pytest.Config) -> float:
+    """--vm-ready-timeout, else the ini key, else 300; a bad ini value is a usage error."""
+    given = config.getoption("vm_ready_timeout")
+    if given is not None:
+        return float(given)
+    try:
+        return validate_timeout(config.getini("psdirect_vm_ready_timeout"),
+                                "psdirect_vm_ready_timeout (ini)")
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _provision(text: str, name: str) -> ProvisionSpec:
@@ -116,7 +131,7 @@ class VMLifecycle:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.start = bool(config.getoption("vm_start"))
-        self.ready_timeout = float(config.getoption("vm_ready_timeout"))
+        self.ready_timeout = ready_timeout(config)
         self.keep = bool(config.getoption("keep_vm"))
         self._hosts: dict[tuple[str, str], HyperVHost] = {}
         self._ready: dict[str, PSDirectError | None] = {}
