@@ -191,3 +191,29 @@ class RunAsAdministratorNotForVMs(TargetSpecError):
     default_hint = ("a VM gives the host no implicit administrator access: give the VM's "
                     "administrator credential instead (--credential-env PREFIX or an inventory "
                     "credential); -RunAsAdministrator only applies to containers")
+
+
+# -- VM lifecycle (hypervisors layer) ------------------------------------------------------------
+class VMLifecycleError(PSDirectError):
+    """A VM lifecycle step (state, start, stop, checkpoint, restore) failed on the hypervisor."""
+
+
+class VMNotRunning(VMLifecycleError):
+    """The VM is Off, Saved or Paused and the run was not allowed to start it."""
+
+    default_hint = "start it yourself (Start-VM on the Hyper-V host), or pass --vm-start"
+
+
+class VMReadyTimeout(VMLifecycleError):
+    """The VM did not become ready (heartbeat OK and a PowerShell Direct probe) in time."""
+
+    default_hint = ("the guest may still be booting, installing updates or waiting at a prompt "
+                    "(look with VMConnect); raise --vm-ready-timeout if it is only slow; if the "
+                    "heartbeat is OK but the probe fails, run Restart-Service -Name vmicvmsession "
+                    "in the guest")
+
+
+class CheckpointNotFound(VMLifecycleError):
+    """Restore-VMSnapshot / Remove-VMSnapshot: the VM has no checkpoint of that name."""
+
+    default_hint = "list the VM's checkpoints on the host: Get-VMCheckpoint -VMName NAME"

@@ -203,6 +203,7 @@ def vm_specs(config: pytest.Config) -> list[str]:
         options.append(("host_credential", ref))
     names = [n.strip() for opt in config.getoption("vm_name") for n in opt.split(",") if n.strip()]
     ids = [i.strip() for opt in config.getoption("vm_id") for i in opt.split(",") if i.strip()]
+    names += [spec.name for spec in config.getoption("vm_provision", None) or []]  # lifecycle.py
     specs = [Target("vm", urllib.parse.quote(n, safe="-._~"), options=tuple(options)).url
              for n in names]
     specs += [Target("vmid", urllib.parse.quote(i, safe="-._~"), options=tuple(options)).url

@@ -30,6 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from psrpcore.types import ErrorCategory, PSCustomObject
 from psrpserver.context import Context, Handler
 
+from hyperv_sim import lifecycle
+
 NEW = "Microsoft.PowerShell.Commands.NewPSSessionCommand"
 NOT_READY = ("An error has occurred which Windows PowerShell cannot handle. A remote session "
              "might have ended.")
@@ -65,13 +67,13 @@ def _sessions(ctx: Context) -> dict[str, dict[str, Any]]:
 
 
 def _find_vm(name: str, vm_id: str) -> dict[str, Any] | None:
-    for vm in config()["vms"]:
+    for vm in lifecycle.all_vms():
         if (vm_id and vm["id"].lower() == vm_id.lower()) or (not vm_id and vm["name"] == name):
             return vm
     return None
 
 
-def _check(ctx: Context, vm: dict[str, Any] | None, name: str, vm_id: str, cred: Any) -> bool:
+def check_session(ctx: Context, vm: dict[str, Any] | None, name: str, vm_id: str, cred: Any) -> bool:
     """New-PSSession's checks, in Hyper-V's order; writes the documented error when one fails."""
     if config().get("host_too_old"):
         ctx.error(f"A parameter cannot be found that matches parameter name "
@@ -85,7 +87,8 @@ def _check(ctx: Context, vm: dict[str, Any] | None, name: str, vm_id: str, cred:
                   category=ErrorCategory.InvalidArgument, fqid=f"CreateRemoteRunspaceForVMFailed,{NEW}",
                   target=vm_id or name, exception="System.ArgumentException")
         return False
-    if vm["state"] != "Running":
+    vm = lifecycle.current(vm)  # its state now (Start-VM, Restore-VMSnapshot... change it)
+    if vm["state"] != "Running" or vm["heartbeat"] != "OK":  # off, or the guest still booting
         ctx.error(NOT_READY, category=ErrorCategory.OpenError, fqid=f"PSSessionOpenFailed,{NEW}",
                   exception="System.Management.Automation.Remoting.PSRemotingTransportException")
         return False
@@ -119,7 +122,8 @@ def container_open(ctx: Context) -> None:
         return
     user = "ContainerAdministrator" if p.get("RunAsAdministrator") else "ContainerUser"
     sessions = _sessions(ctx)
-    sessions[p["Key"]] = {"vm": {"name": cid, "id": cid}, "vars": {}, "user": user}
+    sessions[p["Key"]] = {"vm": {"name": cid, "id": cid, "state": "Running", "container": True},
+                          "vars": {}, "user": user}
     event("new-pssession", container_id=cid, key=p["Key"], user=user)
     host_temp = os.path.join(config()["dir"], "host-temp")
     os.makedirs(host_temp, exist_ok=True)
@@ -134,11 +138,12 @@ def vm_open(ctx: Context) -> None:
     name, vm_id = p.get("VMName") or "", p.get("VMId") or ""
     event("new-pssession-attempt", vm_name=name, vm_id=vm_id)
     vm = _find_vm(name, vm_id)
-    if not _check(ctx, vm, name, vm_id, p.get("Credential")):
+    if not check_session(ctx, vm, name, vm_id, p.get("Credential")):
         return
     assert vm is not None
     sessions = _sessions(ctx)
-    sessions[p["Key"]] = {"vm": vm, "vars": {}, "user": vm["username"]}
+    sessions[p["Key"]] = {"vm": vm, "vars": {}, "user": vm["username"],
+                          "generation": lifecycle.current(vm)["generation"]}
     event("new-pssession", vm_name=name, vm_id=vm_id, key=p["Key"])
     host_temp = os.path.join(config()["dir"], "host-temp")
     os.makedirs(host_temp, exist_ok=True)
@@ -186,11 +191,22 @@ def guest(ctx: Context, session: dict[str, Any], code: str, args: list[Any],
                               cwd=guest_root(vm), stdin=subprocess.DEVNULL, timeout=60)
         ctx.output(PSCustomObject(rc=proc.returncode, stdout=proc.stdout.decode(errors="replace"),
                                   stderr=proc.stderr.decode(errors="replace")))
+    elif answer := _answer(vm, code):  # the VM's scripted answers (sim.py: HyperVSim.answer)
+        for value in answer[1]:
+            ctx.output(PSCustomObject(**value) if isinstance(value, dict) else value)
     else:
         ctx.error(f"The term '{code.strip()[:40]}' is not recognized as a name of a cmdlet, "
                   "function, script file, or executable program.",
                   category=ErrorCategory.ObjectNotFound, fqid="CommandNotFoundException",
                   exception="System.Management.Automation.CommandNotFoundException")
+
+
+def _answer(vm: dict[str, Any], code: str) -> tuple[str, list[Any]] | None:
+    """The first of the VM's ``answers`` whose fragment the script contains."""
+    for fragment, values in vm.get("answers", []):
+        if fragment in code:
+            return fragment, values
+    return None
 
 
 def vm_invoke(ctx: Context) -> None:
@@ -199,6 +215,10 @@ def vm_invoke(ctx: Context) -> None:
         return
     event("invoke-command", key=ctx.params["Key"])
     p = ctx.params
+    now = {"state": "Running", "generation": 0} if session["vm"].get("container") else \
+        lifecycle.current(session["vm"])
+    if now["state"] != "Running" or now["generation"] != session.get("generation", 0):
+        session["broken"] = True  # stopped, restored to a checkpoint or rebooted since New-PSSession
     if session.get("broken"):  # the guest's vmicvmsession hung or the VM went away
         ctx.error(f"Because the session state for session Session{len(_sessions(ctx))}, "
                   f"{session['vm']['name']}, is not equal to Open, you cannot run a command in "
@@ -278,7 +298,7 @@ def naive_invoke(ctx: Context) -> None:
     p = ctx.params
     vm = _find_vm(p.get("VMName") or "", "")
     event("new-pssession-attempt", vm_name=p.get("VMName"), vm_id="", naive=True)
-    if not _check(ctx, vm, p.get("VMName") or "", "", p.get("Credential")):
+    if not check_session(ctx, vm, p.get("VMName") or "", "", p.get("Credential")):
         return
     assert vm is not None
     event("new-pssession", vm_name=vm["name"], vm_id="", naive=True)
@@ -327,6 +347,15 @@ HANDLERS: dict[str, Handler] = {
     "# psdirect:vm-copy-from": vm_copy_from,
     "# psdirect:vm-close": vm_close,
     "# psdirect:host-remove": host_remove,
+    "# psdirect:vm-state": lifecycle.vm_state,
+    "# psdirect:vm-start": lifecycle.vm_start,
+    "# psdirect:vm-stop": lifecycle.vm_stop,
+    "# psdirect:vm-probe": lifecycle.vm_probe,
+    "# psdirect:vm-checkpoint": lifecycle.vm_checkpoint,
+    "# psdirect:vm-restore": lifecycle.vm_restore,
+    "# psdirect:vm-remove-checkpoint": lifecycle.vm_remove_checkpoint,
+    "# psdirect:vm-provision": lifecycle.vm_provision,
+    "# psdirect:vm-destroy": lifecycle.vm_destroy,
     "# psdirect-bench:naive-invoke": naive_invoke,
     # the test server's own scripts are not a Hyper-V host's: refuse them here
     "psrp-test:": refuse,

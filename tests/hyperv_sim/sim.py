@@ -30,11 +30,16 @@ class HyperVSim:
     host_too_old: bool = False
     session_cost: float = 0.0  # seconds New-PSSession takes (a model; 0 = the simulator's own)
     containers: list[dict[str, Any]] = field(default_factory=list)
+    templates: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def add_vm(self, name: str, *, state: str = "Running", vm_id: str | None = None) -> str:
+    def add_vm(self, name: str, *, state: str = "Running", vm_id: str | None = None,
+               **options: Any) -> str:
+        """A VM; ``options``: ``boot_seconds`` (heartbeat "No Contact" that long after Start-VM),
+        ``checkpoint_type`` ("Production", the default, or "Standard"), ``heartbeat`` (its
+        status once booted, default "OK")."""
         vm_id = vm_id or str(uuid.uuid4())
         self.vms.append({"name": name, "id": vm_id, "state": state, "username": GUEST_USER,
-                         "password": GUEST_PASSWORD})
+                         "password": GUEST_PASSWORD, **options})
         self.save()
         return vm_id
 
@@ -42,12 +47,34 @@ class HyperVSim:
         self.containers.append({"id": container_id, "state": state})
         self.save()
         return container_id
+    def add_template(self, path: str, **options: Any) -> None:
+        """A template VHDX on the host (vm-provision's parent disk); VMs made from it have the
+        guest account and ``options`` (``boot_seconds``)."""
+        self.templates[path] = {"username": GUEST_USER, "password": GUEST_PASSWORD, **options}
+        self.save()
+
+    def answer(self, vm_name: str, fragment: str, *values: Any) -> None:
+        """The guest emulation's answer to any script containing ``fragment``: ``values`` as
+        output objects (dicts become PSCustomObjects). First added, first matched."""
+        vm = next(v for v in self.vms if v["name"] == vm_name)
+        vm.setdefault("answers", []).append([fragment, list(values)])
+        self.save()
+
+    def vm_state(self, vm_id: str) -> dict[str, Any]:
+        """The VM's current row in the simulated host (state, generation, checkpoints)."""
+        path = self.dir / "vmstate.json"
+        table = json.loads(path.read_text()) if path.exists() else {}
+        vm = next(v for v in self.vms if v["id"] == vm_id)
+        row: dict[str, Any] = table.get(vm_id, {"state": vm["state"], "generation": 0,
+                                                "checkpoints": []})
+        return row
 
     def save(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "sim.json").write_text(json.dumps(
             {"dir": str(self.dir), "vms": self.vms, "host_too_old": self.host_too_old,
-             "session_cost": self.session_cost, "containers": self.containers}))
+             "session_cost": self.session_cost, "containers": self.containers,
+             "templates": self.templates}))
 
     @property
     def exe(self) -> Path:

@@ -15,7 +15,10 @@ import functools
 from importlib import resources
 
 NAMES = ("vm-open", "vm-invoke", "vm-copy-to", "vm-copy-from", "vm-close", "host-remove",
-         "doctor-host", "doctor-vm")
+         "doctor-host", "doctor-vm",
+         # VM lifecycle (lifecycle.py)
+         "vm-state", "vm-start", "vm-stop", "vm-probe", "vm-checkpoint", "vm-restore",
+         "vm-remove-checkpoint", "vm-provision", "vm-destroy")
 
 
 @functools.cache
