@@ -22,18 +22,19 @@ import tomllib
 from pathlib import Path
 
 from ..errors import CredentialError
-from .secret import Credential, Secret
+from .secret import Credential, Secret, env_value
 
 
 def from_env(prefix: str) -> Credential:
     """Read ``PREFIX_USERNAME`` and ``PREFIX_PASSWORD``; both must be set."""
     user_var, pass_var = f"{prefix}_USERNAME", f"{prefix}_PASSWORD"
-    missing = [v for v in (user_var, pass_var) if v not in os.environ]
-    if missing:
+    user, password = env_value(user_var), env_value(pass_var)
+    if user is None or password is None:
+        missing = [v for v, x in ((user_var, user), (pass_var, password)) if x is None]
         raise CredentialError(f"environment variable(s) {', '.join(missing)} not set",
                               hint=f"export {user_var}=... and {pass_var}=... "
                                    "(or drop --credential-env)")
-    return Credential(os.environ[user_var], Secret(os.environ[pass_var]), source=f"env:{prefix}")
+    return Credential(user, Secret(password), source=f"env:{prefix}")
 
 
 def from_file(path: Path, name: str) -> Credential:

@@ -29,6 +29,7 @@ and :func:`scrubbed_environ` keeps secrets out of the environment of child proce
 from __future__ import annotations
 
 import hmac
+import os
 import re
 import threading
 from collections.abc import Mapping
@@ -67,6 +68,31 @@ def register_secret_env(name: str) -> None:
     """
     with _lock:
         _env_names.add(name)
+
+
+_withheld: dict[str, str] = {}
+
+
+def withhold_env(name: str) -> None:
+    """Take variable ``name`` out of this process's environment, keeping its value here, so no
+    child started later (by us or any library: ``platform`` runs ``uname``) inherits it.
+
+    >>> os.environ["DOC_PASSWORD"] = "doc-secret-value"
+    >>> withhold_env("DOC_PASSWORD")
+    >>> "DOC_PASSWORD" in os.environ, env_value("DOC_PASSWORD")
+    (False, 'doc-secret-value')
+    """
+    value = os.environ.pop(name, None)
+    if value is not None:
+        register_secret(value)
+        with _lock:
+            _withheld[name] = value
+
+
+def env_value(name: str) -> str | None:
+    """``os.environ[name]``, or the value :func:`withhold_env` took out; None when neither."""
+    value = os.environ.get(name)
+    return value if value is not None else _withheld.get(name)
 
 
 def mask(text: str) -> str:

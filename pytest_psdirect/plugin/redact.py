@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import pytest
 
-from ..credentials.secret import mask, register_secret, register_secret_env
+from ..credentials.secret import mask, register_secret, register_secret_env, withhold_env
 
 _HANDLERS = ("log_file_handler", "log_cli_handler", "caplog_handler", "report_handler")
 
@@ -78,6 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for prefix in _env_prefixes(config):
         register_secret_env(f"{prefix}_PASSWORD")
         register_secret(os.environ.get(f"{prefix}_PASSWORD", ""))
+    if not _spawns_workers(config):  # an xdist controller keeps them until its workers exist
+        _withhold(config)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     writer = getattr(reporter, "_tw", None)
     if writer is not None and not isinstance(writer._file, MaskingFile):
@@ -87,6 +89,29 @@ def pytest_configure(config: pytest.Config) -> None:
         handler = getattr(logging_plugin, name, None)
         if isinstance(handler, logging.Handler):
             handler.addFilter(MaskingFilter())
+
+
+def _spawns_workers(config: pytest.Config) -> bool:
+    """True in an xdist controller: its workers read the credential variables themselves."""
+    return not hasattr(config, "workerinput") and bool(
+        getattr(config.option, "numprocesses", None) or getattr(config.option, "tx", None))
+
+
+def _withhold(config: pytest.Config) -> None:
+    """Take the password variables out of ``os.environ`` (values kept for ``from_env``)."""
+    for prefix in _env_prefixes(config):
+        withhold_env(f"{prefix}_PASSWORD")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionstart(session: pytest.Session) -> Generator[None, None, None]:
+    """In an xdist controller, once its workers started (xdist's own sessionstart, inside this
+    wrapper) with the variables: withhold them."""
+    try:
+        return (yield)
+    finally:
+        if _spawns_workers(session.config):
+            _withhold(session.config)
 
 
 def redact_report(report: pytest.TestReport | pytest.CollectReport) -> None:
