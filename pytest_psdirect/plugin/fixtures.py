@@ -14,7 +14,7 @@ from ..credentials.secret import Credential
 from ..errors import PSDirectError
 from ..sessions import SessionPool, TargetSession
 from ..targets import Target
-from .state import POOL, REGISTRY, SETTINGS, NoTarget
+from .state import POOL, REGISTRY, SETTINGS, NoTarget, fail_with
 from .testinfra_compat import testinfra_host
 
 
@@ -50,10 +50,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if session is not None:
             session.ensure_open()
     except PSDirectError as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-    else:
-        return
-    pytest.fail(reason, pytrace=False)
+        fail_with(exc)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -91,8 +88,7 @@ def target(make_session: SessionPool, target_spec: Target) -> TargetSession:
     try:
         return make_session.get(target_spec)
     except PSDirectError as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-    pytest.fail(reason, pytrace=False)  # outside except: no chained traceback
+        fail_with(exc)
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ from ..hypervisors.hyperv.nested import VMRef
 from ..settings import validate_timeout
 from ..targets import Target
 from .options import _option_type
-from .state import POOL, REGISTRY, SETTINGS
+from .state import POOL, REGISTRY, SETTINGS, fail_with
 
 log = logging.getLogger(__name__)
 VM_SCHEMES = ("vm", "vmid")
@@ -247,10 +247,7 @@ class VMLifecycle:
                 self._temporary[item.nodeid] = name
         except PSDirectError as exc:
             exc.target = target.url
-            reason = f"{type(exc).__name__}: {exc}"
-        else:
-            return
-        pytest.fail(reason, pytrace=False)
+            fail_with(exc)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item,
@@ -289,10 +286,7 @@ class VMLifecycle:
                 self.restore(target, plan.restore)
         except PSDirectError as exc:
             exc.target = target.url
-            reason = f"{type(exc).__name__}: {exc}"
-        else:
-            return
-        pytest.fail(reason, pytrace=False)
+            fail_with(exc)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -6,15 +6,17 @@ PowerShell scripts run on it with their values passed as parameters.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import time
 from collections.abc import Mapping
 
-from ..errors import UnsupportedOperation
+from ..errors import TargetSpecError, UnsupportedOperation
 from ..powershell import files as psfiles
 from ..powershell.command import Invocation, build_invocation
 from ..powershell.engine import PSEngine
 from ..powershell.result import PSResult
 from ..results import CommandResult
+from ..settings import validate_timeout
 from .base import Transport
 from .runner import OutputCallback
 
@@ -51,6 +53,15 @@ class PowerShellTransport(Transport):
         """A new, unopened engine for this target."""
 
     def open(self) -> None:
+        """Open the engine; a URL ``?timeout=`` bounds connecting (as for ssh://)."""
+        timeout = self.target.option("timeout")
+        if timeout is not None:
+            try:
+                seconds = validate_timeout(timeout, "?timeout")
+            except ValueError as exc:
+                raise TargetSpecError(str(exc), target=self.target.url,
+                                      hint="write ?timeout=SECONDS, e.g. ?timeout=30") from None
+            self.settings = dataclasses.replace(self.settings, connect_timeout=seconds)
         engine = self._make_engine()
         try:
             engine.open(self.settings.connect_timeout)

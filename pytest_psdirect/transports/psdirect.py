@@ -14,7 +14,6 @@ A credential is always required: PowerShell Direct gives the host no implicit ad
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import logging
 import os
@@ -26,7 +25,6 @@ from ..errors import ConnectFailed, FileTransferError, PSDirectError, TargetSpec
 from ..hypervisors.hyperv.nested import NestedPSDirectEngine, VMRef, host_invocation
 from ..powershell import files as psfiles
 from ..powershell.engine import PSEngine
-from ..settings import validate_timeout
 from ..targets import Target, parse_target
 from .hvsocket_io import NativePSDirect, native_available, require_native
 from .powershell import PowerShellTransport
@@ -82,15 +80,7 @@ class PSDirectTransport(PowerShellTransport):
         return transport
 
     def open(self) -> None:
-        """Open the route; ``?timeout=`` bounds connecting (as for ssh:// and winrm://)."""
-        timeout = self.target.option("timeout")
-        if timeout is not None:
-            try:
-                seconds = validate_timeout(timeout, "?timeout")
-            except ValueError as exc:
-                raise TargetSpecError(str(exc), target=self.target.url,
-                                      hint="write ?timeout=30") from None
-            self.settings = dataclasses.replace(self.settings, connect_timeout=seconds)
+        """Open the route (``?timeout=`` bounds connecting: PowerShellTransport.open)."""
         try:
             super().open()
         except ConnectFailed as exc:

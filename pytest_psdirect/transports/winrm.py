@@ -10,7 +10,6 @@ PowerShell do). One RunspacePool per session (:mod:`pytest_psdirect.powershell.w
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import warnings
 from typing import ClassVar
@@ -19,7 +18,6 @@ from ..errors import CredentialError, TargetSpecError
 from ..powershell.engine import PSEngine
 from ..powershell.wsman import WSManEngine
 from ..powershell.wsman_options import parse_winrm
-from ..settings import validate_timeout
 from ..targets import Target
 from .powershell import PowerShellTransport
 
@@ -62,15 +60,3 @@ class WinRMTransport(PowerShellTransport):
                           stacklevel=2)
         return WSManEngine(options, credential if options.needs_credential else None,
                            label=self.target.url)
-
-    def open(self) -> None:
-        """Open the pool; ``?timeout=`` bounds connecting (as for ssh://)."""
-        timeout = self.target.option("timeout")
-        if timeout is not None:
-            try:
-                seconds = validate_timeout(timeout, "?timeout")
-            except ValueError as exc:
-                raise TargetSpecError(str(exc), target=self.target.url,
-                                      hint="write ?timeout=5") from None
-            self.settings = dataclasses.replace(self.settings, connect_timeout=seconds)
-        super().open()
