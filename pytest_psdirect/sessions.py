@@ -95,6 +95,11 @@ class TargetSession:
                 self._on_reopened(self)
         return self._transport
 
+    def _timeout(self, timeout: float | None) -> float:
+        """``timeout`` checked (ValueError), or the session's default command timeout."""
+        return self._settings.command_timeout if timeout is None else \
+            validate_timeout(timeout, "timeout")
+
     def ensure_open(self) -> None:
         """Reopen a broken connection now (once per break), or raise why it cannot be."""
         __tracebackhide__ = True
@@ -116,7 +121,7 @@ class TargetSession:
         """
         __tracebackhide__ = True
         command = format_command(cmd, *args)
-        wait = validate_timeout(timeout, "timeout") if timeout is not None else self._settings.command_timeout
+        wait = self._timeout(timeout)
         log.debug("RUN %s on %s", command, self.url)
         result = self._live_transport().run(command, timeout=wait, env=env, cwd=cwd,
                                             stream=stream)
@@ -189,8 +194,7 @@ class TargetSession:
 
     def _invoke(self, invocation: Invocation, timeout: float | None, check: bool) -> PSResult:
         __tracebackhide__ = True
-        wait = validate_timeout(timeout, "timeout") if timeout is not None else \
-            self._settings.command_timeout
+        wait = self._timeout(timeout)
         log.debug("RUN_PS on %s (%d args, parameters %s)", self.url, len(invocation.args),
                   sorted(invocation.params))
         result = self._live_transport().run_ps(invocation, timeout=wait)

@@ -15,7 +15,7 @@ Example::
     >>> p = FrameParser()
     >>> p.feed(b"1 7 3\\nhi\\n")
     [Frame(kind='1', cid=7, payload=b'hi\\n')]
-    >>> p.feed(b"X 7 ") + p.feed(b'10\\n{"rc": 0}')
+    >>> p.feed(b"X 7 ") + p.feed(b'9\\n{"rc": 0}')
     [Frame(kind='X', cid=7, payload=b'{"rc": 0}')]
     >>> run_request(1, "echo hi", timeout=5, limit=100)
     b'{"op": "run", "id": 1, "cmd": "echo hi", "timeout": 5.0, "max": 100}\\n'
@@ -107,9 +107,19 @@ def check_text(value: str, what: str) -> str:
     return value
 
 
-def run_request(cid: int, cmd: str, *, timeout: float, limit: int,
-                env: Mapping[str, str] | None = None, cwd: str | None = None) -> bytes:
-    """Encode a run request; every value is checked first, so a bad one sends nothing."""
+@dataclass(frozen=True)
+class RunSpec:
+    """A command with its checked values (:func:`run_spec`): what a run request carries."""
+
+    cmd: str
+    timeout: float
+    env: dict[str, str]
+    cwd: str | None = None
+
+
+def run_spec(cmd: str, *, timeout: float, env: Mapping[str, str] | None = None,
+             cwd: str | None = None) -> RunSpec:
+    """Check every value once, before anything is sent (a bad one raises ValueError)."""
     check_text(cmd, "command")
     clean_env = {}
     for key, value in (env or {}).items():
@@ -117,13 +127,25 @@ def run_request(cid: int, cmd: str, *, timeout: float, limit: int,
             raise ValueError(f"invalid environment variable name {key!r}: use letters, digits "
                              "and _, not starting with a digit")
         clean_env[key] = check_text(value, f"environment variable {key}")
-    request: dict[str, object] = {"op": "run", "id": cid, "cmd": cmd,
-                                  "timeout": validate_timeout(timeout, "timeout"), "max": int(limit)}
-    if clean_env:
-        request["env"] = clean_env
-    if cwd is not None:
-        request["cwd"] = check_text(cwd, "cwd")
+    return RunSpec(cmd, validate_timeout(timeout, "timeout"), clean_env,
+                   None if cwd is None else check_text(cwd, "cwd"))
+
+
+def encode_run(cid: int, spec: RunSpec, limit: int) -> bytes:
+    """The request line of an already checked command."""
+    request: dict[str, object] = {"op": "run", "id": cid, "cmd": spec.cmd,
+                                  "timeout": spec.timeout, "max": int(limit)}
+    if spec.env:
+        request["env"] = spec.env
+    if spec.cwd is not None:
+        request["cwd"] = spec.cwd
     return json.dumps(request).encode("ascii") + b"\n"
+
+
+def run_request(cid: int, cmd: str, *, timeout: float, limit: int,
+                env: Mapping[str, str] | None = None, cwd: str | None = None) -> bytes:
+    """Check and encode a run request in one step."""
+    return encode_run(cid, run_spec(cmd, timeout=timeout, env=env, cwd=cwd), limit)
 
 
 def kill_request(cid: int) -> bytes:

@@ -21,7 +21,7 @@ from ..powershell.result import PSResult
 from ..results import CommandResult
 from ..settings import Settings
 from ..targets import Target
-from .agentproto import agent_source, run_request
+from .agentproto import agent_source, run_spec
 from .executor import ShellExecutor, ShellPipes
 from .runner import AgentGone, AgentRunner, AgentUnavailable, OutputCallback
 from .shellproto import Completed, compose
@@ -192,16 +192,15 @@ class ShellTransport(Transport):
     def run(self, cmd: str, *, timeout: float, env: Mapping[str, str] | None = None,
             cwd: str | None = None, stream: OutputCallback | None = None) -> CommandResult:
         start = time.perf_counter()
-        run_request(0, cmd, env=env, cwd=cwd, timeout=timeout, limit=0)  # refuse bad values now
+        spec = run_spec(cmd, timeout=timeout, env=env, cwd=cwd)  # refuse bad values now, once
         for attempt in (1, 2):
             runner = self._ensure_runner()
             if runner is None:
                 done = self._exec_once(compose(cmd, env=env, cwd=cwd) if env or cwd else cmd,
-                                       timeout)
+                                       spec.timeout)
                 break
             try:
-                done = runner.run(cmd, timeout=timeout, env=env, cwd=cwd,
-                                  limit=self.settings.max_output, stream=stream)
+                done = runner.run(spec, limit=self.settings.max_output, stream=stream)
                 break
             except AgentGone:  # it died while idle and nothing ran: a new agent takes over
                 self._on_agent_lost(runner)

@@ -9,7 +9,7 @@ Example::
 
     runner = AgentRunner(pipes, label="ssh://admin@web01")
     runner.start(timeout=10)                       # waits for the agent's hello
-    done = runner.run("uname -r", timeout=5, limit=1 << 20)
+    done = runner.run(run_spec("uname -r", timeout=5), limit=1 << 20)
     done.rc, done.stdout
 """
 
@@ -20,16 +20,17 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from ..errors import CommandTimeout, OutputTooLarge, PSDirectError, SessionBroken
 from .agentproto import (
     Frame,
     FrameParser,
     ProtocolError,
+    RunSpec,
+    encode_run,
     kill_request,
     ping_request,
-    run_request,
 )
 from .executor import ShellPipes
 from .shellproto import Completed
@@ -142,22 +143,23 @@ class AgentRunner:
             self.alive = False
         return frame
 
-    def run(self, cmd: str, *, timeout: float, limit: int, env: Mapping[str, str] | None = None,
-            cwd: str | None = None, stream: OutputCallback | None = None) -> Completed:
-        """Run ``cmd`` through the agent; output is collected (and passed to ``stream``)."""
+    def run(self, spec: RunSpec, *, limit: int,
+            stream: OutputCallback | None = None) -> Completed:
+        """Run a checked command through the agent; output is collected (and passed to
+        ``stream``)."""
         with self._lock:
             if not self.alive:
                 raise AgentGone("the command agent has ended", target=self._label)
             self._next += 1
             cid = self._next
-            request = run_request(cid, cmd, env=env, cwd=cwd, timeout=timeout, limit=limit)
+            request = encode_run(cid, spec, limit)
             try:
                 self._write(request)
             except (OSError, EOFError) as exc:
                 self.close()
                 raise AgentGone(f"cannot send to the command agent: {exc}",
                                 target=self._label) from None
-            return self._collect(cid, cmd, timeout, limit, stream)
+            return self._collect(cid, spec.cmd, spec.timeout, limit, stream)
 
     def _collect(self, cid: int, cmd: str, timeout: float, limit: int,
                  stream: OutputCallback | None) -> Completed:
