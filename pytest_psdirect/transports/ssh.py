@@ -234,20 +234,21 @@ class SSHTransport(ShellTransport):
     def _spawn_shell(self) -> tuple[ShellPipes, Callable[[int], None]]:
         return _ChannelPipes(self._channel("exec /bin/sh")), self._kill_group
 
-    def _kill_groups(self, groups: list[int]) -> None:
-        # one exec channel; groups already gone only make kill complain (ignored)
-        chan = self._channel("kill -s KILL -- " + " ".join(f"-{int(g)}" for g in groups))
-        chan.status_event.wait(self.settings.connect_timeout)
+    def _kill_groups(self, groups: list[int], *, check: bool = False) -> None:
+        """``kill -s KILL -- -G...`` on one exec channel, its answer awaited at most the connect
+        timeout; with ``check``, a failure (a group already gone included) raises OSError."""
+        command = "kill -s KILL -- " + " ".join(f"-{int(g)}" for g in groups)
+        chan = self._channel(command)
+        answered = chan.status_event.wait(self.settings.connect_timeout)
+        rc = chan.exit_status if answered else None
         chan.close()
+        if check and rc != 0:
+            raise OSError(f"{command} " + (f"exited {rc}" if answered else "did not answer"))
 
     def _kill_group(self, pgid: int) -> None:
-        # sshd runs each session in its own process group (setsid), so this ends the
-        # executor and every command it started.
-        chan = self._channel(f"kill -s KILL -- -{int(pgid)}")
-        rc = chan.recv_exit_status()
-        chan.close()
-        if rc != 0:
-            raise OSError(f"kill -s KILL -- -{pgid} exited {rc}")
+        # sshd runs each session in its own process group (setsid), so this ends the stateful
+        # shell and every command it started.
+        self._kill_groups([pgid], check=True)
 
     def _exec_once(self, cmd: str, timeout: float) -> Completed:
         chan = self._channel(cmd)
