@@ -217,3 +217,11 @@ class CheckpointNotFound(VMLifecycleError):
     """Restore-VMSnapshot / Remove-VMSnapshot: the VM has no checkpoint of that name."""
 
     default_hint = "list the VM's checkpoints on the host: Get-VMCheckpoint -VMName NAME"
+
+
+class ContainerNotFound(ConnectFailed):
+    """No container of that name or id on the runtime(s) asked (``podman ps -a`` lists them)."""
+
+
+class ContainerNotRunning(ConnectFailed):
+    """The container exists but is not running (created, exited, paused)."""

@@ -262,7 +262,7 @@ class SessionPool:
 
     def _open(self, target: Target) -> TargetSession:
         __tracebackhide__ = True
-        cls = self._registry.get(target.scheme)
+        cls = self._registry.get(target.scheme).select(target)
         credential = self._credential_for(target, cls.credential_required_for(target))
 
         def connect() -> Transport:

@@ -74,8 +74,9 @@ def addoptions(parser: pytest.Parser) -> None:
     group.addoption("--vm-id", action="append", default=[], metavar="GUID",
                     help="a Hyper-V VM by id (repeatable, comma lists): vmid://GUID")
     group.addoption("--container-id", action="append", default=[], metavar="ID",
-                    help="a Windows container on the --hyperv-host (repeatable, comma lists): "
-                         "container://ID, as Invoke-Command -ContainerId; no credential")
+                    help="a container (repeatable, comma lists): a running podman/docker container "
+                         "(container://ID), or with --hyperv-host a Windows container on that "
+                         "host, as Invoke-Command -ContainerId; no credential")
     group.addoption("--run-as-administrator", action="store_true", default=False,
                     help="--container-id sessions run as administrator (-RunAsAdministrator; "
                          "refused for VMs, as PowerShell refuses it)")
@@ -215,6 +216,9 @@ def vm_specs(config: pytest.Config) -> list[str]:
         raise pytest.UsageError("--run-as-administrator: Parameter set cannot be resolved using "
                                 "the specified named parameters. (-RunAsAdministrator is only "
                                 "for --container-id, not for VMs)")
+    runtime = config.getoption("container_runtime", None)  # plugin/containers.py
+    if runtime and not host:  # a Linux container (no Hyper-V/container host named)
+        options.append(("runtime", runtime))
     specs += [Target("container", c, options=tuple(sorted(options + admin))).url
               for c in containers]
     return specs
@@ -226,7 +230,15 @@ def check_target(target: Target, registry: TransportRegistry) -> None:
         check_scheme(target, registry.schemes())
     except TargetSpecError as exc:
         raise pytest.UsageError(str(exc)) from None
-    if target.scheme in ("vm", "vmid", "container"):
+    if target.scheme == "container":
+        from ..transports.container import check_container_target
+
+        try:
+            check_container_target(target)
+        except TargetSpecError as exc:
+            where = f"inventory target {target.name!r}: " if target.name else ""
+            raise pytest.UsageError(f"{where}{exc}") from None
+    if target.scheme in ("vm", "vmid") or target.option("host") and target.scheme == "container":
         from ..transports.psdirect import hyperv_host_target
 
         try:

@@ -35,7 +35,8 @@ BUILTIN_TRANSPORTS: dict[str, _Entry] = {
     "pwsh+ssh": _Entry("pytest_psdirect.transports.pwsh_ssh:PwshSSHTransport", None),
     "pwsh": _Entry("pytest_psdirect.transports.pwsh_local:PwshLocalTransport", None),
     "winrm": _Entry("pytest_psdirect.transports.winrm:WinRMTransport", None),
-    "container": _Entry("pytest_psdirect.transports.psdirect:WindowsContainerTransport", None),
+    # Linux containers (podman/docker); with ?host= a Windows container (ContainerTransport.select)
+    "container": _Entry("pytest_psdirect.transports.container:ContainerTransport", None),
     "vm": _Entry("pytest_psdirect.transports.psdirect:PSDirectTransport", None),
     "vmid": _Entry("pytest_psdirect.transports.psdirect:PSDirectIdTransport", None),
 }

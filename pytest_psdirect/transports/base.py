@@ -43,6 +43,12 @@ class Transport(abc.ABC):
         transports whose URL options decide it (``winrm://?auth=kerberos``) override this."""
         return cls.credential_required
 
+    @classmethod
+    def select(cls, target: Target) -> type[Transport]:
+        """The class that serves ``target``: this one, unless a scheme serves two kinds of
+        target (``container://``: Linux containers, or Windows ones when ``?host=`` is given)."""
+        return cls
+
     def __init__(self, target: Target, credential: Credential | None, settings: Settings) -> None:
         self.target = target
         self.credential = credential
