@@ -26,6 +26,8 @@ from .credentials import providers
 from .credentials.secret import Credential, register_secret_env
 from .errors import PSDirectError, TargetSpecError
 from .inventory import Inventory, load_inventory
+from .lab.containers import STATE_FILE as CONTAINERS_STATE
+from .lab.containers import ContainerLab
 from .lab.sshlab import SSHLab
 from .results import CommandResult
 from .sessions import SessionPool
@@ -37,18 +39,27 @@ from .transports import TransportRegistry
 def _lab(args: argparse.Namespace) -> int:
     workdir = Path(args.dir)
     if args.action == "up":
-        hosts = SSHLab(workdir, hosts=args.hosts, subnet=args.subnet, user=args.user).up()
-        for host in hosts:
-            print(f"{host.name}  {host.url}  {'hardened' if host.hardened else 'weak'}")
-        print(f"inventory: {workdir / 'inventory.toml'}")
+        if args.hosts:
+            hosts = SSHLab(workdir, hosts=args.hosts, subnet=args.subnet, user=args.user).up()
+            for host in hosts:
+                print(f"{host.name}  {host.url}  {'hardened' if host.hardened else 'weak'}")
+            print(f"inventory: {workdir / 'inventory.toml'}")
+            print(f"try: pytest example_suites/linux_baseline --inventory {workdir / 'inventory.toml'}")
+        if args.containers:  # lab/containers.py
+            urls = ContainerLab(workdir).up(args.containers)
+            print(f"containers: --hosts '{','.join(urls)}'")
         print(f"stop it:   psdirect lab down --dir {workdir}")
-        print(f"try: pytest example_suites/linux_baseline --inventory {workdir / 'inventory.toml'}")
         return 0
-    if not (workdir / "lab.json").exists():
+    found = [p.name for p in (workdir / "lab.json", workdir / CONTAINERS_STATE) if p.exists()]
+    if not found:
         print(f"no lab recorded in {workdir}", file=sys.stderr)
         return 1
-    SSHLab.load(workdir).down()
-    print("lab removed: processes, namespaces, links, user and files")
+    if CONTAINERS_STATE in found:
+        ContainerLab.load(workdir).down()
+        print("containers removed")
+    if "lab.json" in found:
+        SSHLab.load(workdir).down()
+        print("lab removed: processes, namespaces, links, user and files")
     return 0
 
 
@@ -210,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("action", choices=["up", "down"])
     lab.add_argument("--dir", default=".lab", help="where the lab keeps its files (default .lab)")
     lab.add_argument("--hosts", type=int, default=3, help="number of sshd hosts (default 3)")
+    lab.add_argument("--containers", type=int, default=0, metavar="N",
+                     help="also start N podman/docker containers (default 0)")
     lab.add_argument("--subnet", default=None,
                      help="first three octets of the lab's /24 (default: the first free 10.N.0, "
                           "N >= 200)")

@@ -238,7 +238,7 @@ def check_target(target: Target, registry: TransportRegistry) -> None:
         except TargetSpecError as exc:
             where = f"inventory target {target.name!r}: " if target.name else ""
             raise pytest.UsageError(f"{where}{exc}") from None
-    if target.scheme in ("vm", "vmid") or target.option("host") and target.scheme == "container":
+    if target.scheme in ("vm", "vmid") or (target.scheme == "container" and target.option("host")):
         from ..transports.psdirect import hyperv_host_target
 
         try:

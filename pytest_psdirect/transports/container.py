@@ -27,8 +27,8 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -183,10 +183,8 @@ class ContainerTransport(ShellTransport):
 
     def _spawn_agent(self, source: bytes) -> ShellPipes:
         pipes = self._popen("python3", "-c", bootstrap_code(len(source)))
-        try:
+        with contextlib.suppress(OSError):  # it ended already (no python3): the runner says why
             pipes.write(source)
-        except OSError:  # it already ended (no python3): the runner reports its stderr
-            pass
         return pipes
 
     def _spawn_shell(self) -> tuple[ShellPipes, Callable[[int], None]]:
