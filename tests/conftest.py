@@ -20,6 +20,8 @@ from pytest_psdirect.credentials.providers import from_file
 from pytest_psdirect.lab import procs
 from pytest_psdirect.lab.sshlab import LabHost, SSHLab, missing_facilities
 
+#: the container tier's fixtures (real podman): tests/ctr_support.py
+pytest_plugins = ["ctr_support"]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # a new user per run by default, so a run killed before its teardown never blocks the next one
 LAB_USER = os.environ.get("PSDIRECT_LAB_USER") or f"psd{secrets.token_hex(3)}"

@@ -79,7 +79,8 @@ def remove(runtime: str, ids: list[str]) -> list[str]:
     """Remove containers now (killed, not stopped politely); return the ids still present."""
     if not ids:
         return []
-    _cli(runtime, "rm", "--force", "--time", "0", *ids)
+    now = ["--time", "0"] if os.path.basename(runtime) == "podman" else []  # docker rm -f kills
+    _cli(runtime, "rm", "--force", *now, *ids)
     return [cid for cid in ids if exists(runtime, cid)]
 
 

@@ -36,6 +36,8 @@ from typing import Dict, List, Mapping, Optional, Set
 CHUNK = 65536
 #: set in every command's environment to this session's random mark (see Agent.shutdown)
 SESSION_VAR = "PSDIRECT_SESSION"
+#: the shell commands run in, when the controller sets it (taken out of the commands' environment)
+SHELL_VAR = "PSDIRECT_SHELL"
 #: The controller writes at least every 10 s (a ping when idle). Silence this long means it is
 #: gone without a word (a network partition: no EOF ever comes), so the agent ends everything.
 SILENCE_LIMIT = 45.0
@@ -65,7 +67,8 @@ class Agent:
     """The request loop: one command at a time, frames out, every started group tracked."""
 
     def __init__(self) -> None:
-        self.shell = os.environ.get("SHELL") or _passwd_shell()
+        # PSDIRECT_SHELL: the controller's choice (containers: /bin/sh, as `podman exec ID sh -c`)
+        self.shell = os.environ.pop(SHELL_VAR, "") or os.environ.get("SHELL") or _passwd_shell()
         # every command's environment carries this mark, so that at the end even a process
         # that left our process groups (setsid, a double fork) is found through /proc and ended
         self.mark = "%s=%s" % (SESSION_VAR, binascii.hexlify(os.urandom(8)).decode())

@@ -3,6 +3,9 @@
 Commands go to the command agent (``agent.py``) over ONE long-lived ``RUNTIME exec -i ID python3
 -c ...`` process, so a command costs a write and a read instead of a new exec (~100 ms each);
 a container without ``python3`` gets one ``RUNTIME exec ID /bin/sh -c CMD`` per command instead.
+Either way a command runs as ``/bin/sh -c CMD``, exactly as ``podman exec ID sh -c CMD`` and
+testinfra's podman/docker backends run it (not the user's login shell: containers rarely have
+one worth the name), with the container's environment, stdin from ``/dev/null``.
 Every process is started from an argv list (never a shell string on this machine). Files move
 through exec too: ``cat`` into a hidden partial name renamed into place (the ``put`` is atomic,
 and runs as the exec user, as SFTP does), and ``cat`` out of the container for ``get``.
@@ -44,6 +47,7 @@ from ..errors import (
     TransportUnavailable,
 )
 from ..targets import Target
+from .agent import SHELL_VAR
 from .agentproto import bootstrap_code
 from .base import ShellTransport, Transport
 from .executor import ShellPipes
@@ -120,16 +124,24 @@ class ContainerTransport(ShellTransport):
         self._ensure_runner()
 
     def _find_runtime(self) -> str:
-        """``?runtime=`` or the first of podman, docker that knows a running container ``ID``."""
+        """``?runtime=`` or the first of podman, docker that knows a running container ``ID``
+        (auto-detection passes over a runtime that cannot answer, e.g. no docker daemon)."""
         wanted = self.target.option("runtime")
         candidates = [wanted] if wanted else [r for r in RUNTIMES if shutil.which(r)]
         if not candidates or (wanted and not shutil.which(wanted)):
             raise TransportUnavailable(
-                f"no container runtime here: {wanted or 'neither podman nor docker'} is not on PATH",
+                f"no container runtime here: {wanted} is not on PATH" if wanted
+                else "no container runtime here: neither podman nor docker is on PATH",
                 target=self.target.url, hint="install podman or docker (or fix PATH)")
-        missing = []
+        missing, broken = [], []
         for runtime in candidates:
-            state = self._state(runtime)
+            try:
+                state = self._state(runtime)
+            except ConnectFailed as exc:
+                if wanted:
+                    raise
+                broken.append(f"{runtime}: {exc.message}")
+                continue
             if state == "running":
                 return runtime
             if state is not None:
@@ -137,10 +149,12 @@ class ContainerTransport(ShellTransport):
                     f"container {self.container} on {runtime} is {state}, not running",
                     target=self.target.url, hint=f"start it: `{runtime} start {self.container}`")
             missing.append(runtime)
+        where = " or ".join(missing) or "no runtime that answered"
         raise ContainerNotFound(
-            f"no such container {self.container} on {' or '.join(missing)}",
-            target=self.target.url,
-            hint=" / ".join(f"`{r} ps -a`" for r in missing) + " lists the containers there")
+            f"no such container {self.container} on {where}"
+            + (f" ({'; '.join(broken)})" if broken else ""), target=self.target.url,
+            hint=" / ".join(f"`{r} ps -a`" for r in missing or candidates)
+            + " lists the containers there")
 
     def _state(self, runtime: str) -> str | None:
         """The container's status on ``runtime`` (``running``, ``exited``...), None if unknown."""
@@ -169,20 +183,24 @@ class ContainerTransport(ShellTransport):
             return True
         return self._state(self._runtime) == "running"  # only when the agent is gone
 
-    def _exec_argv(self, *command: str, interactive: bool = False) -> list[str]:
+    def _exec_argv(self, *command: str, interactive: bool = False,
+                   env: tuple[str, ...] = ()) -> list[str]:
         argv = [self._runtime, "exec"] + (["-i"] if interactive else [])
+        for pair in env:
+            argv += ["--env", pair]
         if self.target.user:
             argv += ["--user", self.target.user]
         return [*argv, self.container, *command]
 
-    def _popen(self, *command: str) -> _ProcessPipes:
-        proc = subprocess.Popen(self._exec_argv(*command, interactive=True),
+    def _popen(self, *command: str, env: tuple[str, ...] = ()) -> _ProcessPipes:
+        proc = subprocess.Popen(self._exec_argv(*command, interactive=True, env=env),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
         return _ProcessPipes(proc)
 
     def _spawn_agent(self, source: bytes) -> ShellPipes:
-        pipes = self._popen("python3", "-c", bootstrap_code(len(source)))
+        pipes = self._popen("python3", "-c", bootstrap_code(len(source)),
+                            env=(f"{SHELL_VAR}=/bin/sh",))
         with contextlib.suppress(OSError):  # it ended already (no python3): the runner says why
             pipes.write(source)
         return pipes
@@ -199,7 +217,7 @@ class ContainerTransport(ShellTransport):
 
     def _exec_once(self, cmd: str, timeout: float) -> Completed:
         try:
-            proc = subprocess.run(self._exec_argv("/bin/sh", "-c", cmd), capture_output=True,
+            proc = subprocess.run(self._exec_argv("sh", "-c", cmd), capture_output=True,
                                   stdin=subprocess.DEVNULL, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
             raise CommandTimeout(f"command timed out after {timeout:g}s", target=self.target.url,
