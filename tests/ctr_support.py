@@ -51,7 +51,7 @@ def _podman_broken() -> str | None:
 class Lab:
     """The lab's containers: ``debian`` (python3) and ``busybox`` (no python)."""
 
-    images: dict[str, str]
+    ctr_images: dict[str, str]
     debian: str  # container name
     busybox: str
 
@@ -60,33 +60,33 @@ class Lab:
 
 
 @pytest.fixture(scope="session")
-def images() -> dict[str, str]:
+def ctr_images() -> dict[str, str]:
     require(_podman_broken())
     try:
         return {kind: ensure_image(kind) for kind in ("debian", "busybox")}
     except PSDirectError as exc:
-        require(f"the test images could not be built: {exc}")
+        require(f"the test ctr_images could not be built: {exc}")
         raise
 
 
 @pytest.fixture(scope="session")
-def ctr_lab(images: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def ctr_lab(ctr_images: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """One debian and one busybox container, through ``ContainerLab`` (``psdirect lab up``)."""
     labs = [ContainerLab(tmp_path_factory.mktemp(kind)) for kind in ("debian", "busybox")]
     try:
         names = []
         for lab, kind in zip(labs, ("debian", "busybox"), strict=True):
-            lab.up(1, image=images[kind])
+            lab.up(1, image=ctr_images[kind])
             assert lab.state is not None
             names.append(lab.state.names[0])
-        yield Lab(images, *names)
+        yield Lab(ctr_images, *names)
     finally:
         for lab in labs:
             lab.down()
 
 
 @pytest.fixture
-def pool() -> Iterator[SessionPool]:
+def ctr_pool() -> Iterator[SessionPool]:
     p = SessionPool(TransportRegistry(), SETTINGS, lambda t, required: None)
     yield p
     p.close_all()
@@ -107,7 +107,7 @@ def container_pids(name: str, needle: str) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def docker_socket(tmp_path_factory: pytest.TempPathFactory, images: dict[str, str]) -> Iterator[str]:
+def docker_socket(tmp_path_factory: pytest.TempPathFactory, ctr_images: dict[str, str]) -> Iterator[str]:
     """``DOCKER_HOST`` of podman's Engine API service, started here and stopped by its PID."""
     require(None if shutil.which("docker") else "the docker CLI is not installed")
     sock = tmp_path_factory.mktemp("docker") / "podman.sock"

@@ -42,9 +42,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("kind", ["debian", "busybox"])
-def test_run_matches_bare_podman_exec(ctr_lab: Lab, pool: SessionPool, kind: str) -> None:
+def test_run_matches_bare_podman_exec(ctr_lab: Lab, ctr_pool: SessionPool, kind: str) -> None:
     name = getattr(ctr_lab, kind)
-    session = pool.get(parse_target(ctr_lab.url(name)))
+    session = ctr_pool.get(parse_target(ctr_lab.url(name)))
     transport = session._transport
     assert isinstance(transport, ContainerTransport)
     assert (transport._fallback is None) == (kind == "debian")  # the agent runs where python3 is
@@ -58,17 +58,17 @@ def test_run_matches_bare_podman_exec(ctr_lab: Lab, pool: SessionPool, kind: str
 
 
 def test_a_command_killed_by_a_signal_reports_minus_one_as_over_ssh(ctr_lab: Lab,
-                                                                    pool: SessionPool) -> None:
+                                                                    ctr_pool: SessionPool) -> None:
     # the agent reports -1 as OpenSSH does; a bare podman exec says 128+9
-    assert pool.get(parse_target(ctr_lab.url(ctr_lab.debian))).run("kill -9 $$").rc == -1
+    assert ctr_pool.get(parse_target(ctr_lab.url(ctr_lab.debian))).run("kill -9 $$").rc == -1
     assert podman_exec(ctr_lab.debian, "kill -9 $$").returncode == 137
 
 
 @pytest.mark.parametrize("kind", ["debian", "busybox"])
-def test_put_get_round_trip_matches_podman_cp(ctr_lab: Lab, pool: SessionPool, kind: str,
+def test_put_get_round_trip_matches_podman_cp(ctr_lab: Lab, ctr_pool: SessionPool, kind: str,
                                               tmp_path: Path) -> None:
     name = getattr(ctr_lab, kind)
-    session = pool.get(parse_target(ctr_lab.url(name)))
+    session = ctr_pool.get(parse_target(ctr_lab.url(name)))
     data = write_file(tmp_path / "src.bin", 3 << 20)
     session.put(str(tmp_path / "src.bin"), "/tmp/copied.bin")
     subprocess.run(["podman", "cp", f"{name}:/tmp/copied.bin", str(tmp_path / "cp.bin")],
@@ -80,8 +80,8 @@ def test_put_get_round_trip_matches_podman_cp(ctr_lab: Lab, pool: SessionPool, k
         hashlib.sha256(data).digest()
 
 
-def test_copy_errors_name_the_cause(ctr_lab: Lab, pool: SessionPool, tmp_path: Path) -> None:
-    session = pool.get(parse_target(ctr_lab.url(ctr_lab.debian)))
+def test_copy_errors_name_the_cause(ctr_lab: Lab, ctr_pool: SessionPool, tmp_path: Path) -> None:
+    session = ctr_pool.get(parse_target(ctr_lab.url(ctr_lab.debian)))
     (tmp_path / "f").write_text("x")
     with pytest.raises(FileTransferError, match=r"cannot create /no/such/dir/.*Directory nonexistent"):
         session.put(str(tmp_path / "f"), "/no/such/dir/f")
@@ -90,19 +90,19 @@ def test_copy_errors_name_the_cause(ctr_lab: Lab, pool: SessionPool, tmp_path: P
     assert sorted(os.listdir(tmp_path)) == ["f"]  # no partial local file
 
 
-def test_stateful_shell_keeps_state(ctr_lab: Lab, pool: SessionPool) -> None:
+def test_stateful_shell_keeps_state(ctr_lab: Lab, ctr_pool: SessionPool) -> None:
     for name in (ctr_lab.debian, ctr_lab.busybox):
-        with pool.get(parse_target(ctr_lab.url(name))).shell() as sh:
+        with ctr_pool.get(parse_target(ctr_lab.url(name))).shell() as sh:
             sh.run("cd /tmp && X=42")
             assert sh.run("echo $X; pwd").stdout == "42\n/tmp\n"
 
 
-def test_everything_a_session_started_ends_with_it(ctr_lab: Lab, pool: SessionPool) -> None:
-    session = pool.get(parse_target(ctr_lab.url(ctr_lab.debian)))
+def test_everything_a_session_started_ends_with_it(ctr_lab: Lab, ctr_pool: SessionPool) -> None:
+    session = ctr_pool.get(parse_target(ctr_lab.url(ctr_lab.debian)))
     session.run("sleep 4001 >/dev/null 2>&1 & setsid sleep 4002 >/dev/null 2>&1 &")
     assert len(container_pids(ctr_lab.debian, "sleep 400")) == 2
     assert container_pids(ctr_lab.debian, "psdirect-agent")
-    pool.close_all()
+    ctr_pool.close_all()
     deadline = time.monotonic() + 5
     while container_pids(ctr_lab.debian, "sleep 400") and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -110,9 +110,9 @@ def test_everything_a_session_started_ends_with_it(ctr_lab: Lab, pool: SessionPo
     assert container_pids(ctr_lab.debian, "psdirect-agent") == []
 
 
-def test_a_killed_controller_leaves_nothing_behind(ctr_lab: Lab, pool: SessionPool) -> None:
+def test_a_killed_controller_leaves_nothing_behind(ctr_lab: Lab, ctr_pool: SessionPool) -> None:
     """SIGKILL of our ``podman exec -i`` client: the agent sees EOF and ends what it started."""
-    session = pool.get(parse_target(ctr_lab.url(ctr_lab.debian)))
+    session = ctr_pool.get(parse_target(ctr_lab.url(ctr_lab.debian)))
     session.run("sleep 4003 >/dev/null 2>&1 &")
     runner = session._transport._runner
     assert runner is not None
@@ -124,36 +124,36 @@ def test_a_killed_controller_leaves_nothing_behind(ctr_lab: Lab, pool: SessionPo
     assert session.run("echo again").stdout == "again\n"  # a new agent takes over
 
 
-def test_unknown_and_stopped_containers_fail_fast_with_the_fix(ctr_lab: Lab, pool: SessionPool,
-                                                              images: dict[str, str]) -> None:
+def test_unknown_and_stopped_containers_fail_fast_with_the_fix(ctr_lab: Lab, ctr_pool: SessionPool,
+                                                              ctr_images: dict[str, str]) -> None:
     start = time.monotonic()
     with pytest.raises(ContainerNotFound, match=r"no such container nope-x on podman") as info:
-        pool.get(parse_target("container://nope-x"))
+        ctr_pool.get(parse_target("container://nope-x"))
     assert "`podman ps -a`" in str(info.value)
     created = subprocess.run(["podman", "create", "--label", f"{lab.OWNER_LABEL}={lab.owner()}",
-                              images["busybox"], "true"],
+                              ctr_images["busybox"], "true"],
                              capture_output=True, text=True, check=True).stdout.strip()
     try:
         with pytest.raises(ContainerNotRunning, match="is created, not running") as info:
-            pool.get(parse_target(f"container://{created[:12]}"))
+            ctr_pool.get(parse_target(f"container://{created[:12]}"))
         assert f"podman start {created[:12]}" in str(info.value)
     finally:
         lab.remove("podman", [created])
     assert time.monotonic() - start < 10  # no retry loop, no wait for a timeout
 
 
-def test_no_runtime_on_path(ctr_lab: Lab, pool: SessionPool, tmp_path: Path,
+def test_no_runtime_on_path(ctr_lab: Lab, ctr_pool: SessionPool, tmp_path: Path,
                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(TransportUnavailable, match="neither podman nor docker is on PATH"):
-        pool.get(parse_target(f"container://{ctr_lab.debian}"))
+        ctr_pool.get(parse_target(f"container://{ctr_lab.debian}"))
 
 
-def test_a_stopped_container_breaks_the_session_clearly(images: dict[str, str],
-                                                        pool: SessionPool) -> None:
-    cid = lab.start("podman", images["debian"], name=f"psd-stop-{os.getpid()}", lab="test")
+def test_a_stopped_container_breaks_the_session_clearly(ctr_images: dict[str, str],
+                                                        ctr_pool: SessionPool) -> None:
+    cid = lab.start("podman", ctr_images["debian"], name=f"psd-stop-{os.getpid()}", lab="test")
     try:
-        session = pool.get(parse_target(f"container://{cid[:12]}"))
+        session = ctr_pool.get(parse_target(f"container://{cid[:12]}"))
         assert session.run("echo up").rc == 0
         lab.remove("podman", [cid])
         with pytest.raises(Exception, match=r"(?i)no such container|not running|broke"):

@@ -60,8 +60,10 @@ RUNTIMES = ("podman", "docker")
 OPTIONS = ("runtime", "timeout")
 #: exit statuses of ``podman/docker exec`` itself (not of the command): 125 the runtime failed
 _EXEC_FAILED = 125
-# put: write stdin to a partial name, then rename it into place; values arrive as "$1" "$2"
-_PUT = 'cat > "$1" && mv -f "$1" "$2" || { rc=$?; rm -f "$1"; exit $rc; }'
+# put: write stdin to a partial name, then rename it into place; values arrive as "$1" "$2".
+# On failure stdin is read to its end before the exit: podman 4.3 loses the stderr of an
+# ``exec -i`` process that exits while its stdin is still being copied (1 time in 3 here).
+_PUT = '{ cat > "$1" && mv -f "$1" "$2"; } || { rc=$?; cat > /dev/null; rm -f "$1"; exit $rc; }'
 
 
 def check_container_target(target: Target) -> None:
