@@ -22,14 +22,16 @@ from pytest_psdirect.plugin.xdist_sched import target_of
     ("admin@web01", "paramiko", "ssh://admin@web01"),
     ("anything", "local", "local://"),
     ("winrm://srv01", None, "winrm://srv01"),      # ours (no transport yet: a usage error later)
+    ("docker://web", None, "container://web?runtime=docker"),
+    ("podman://root@web", None, "container://root@web?runtime=podman"),
+    ("web", "docker", "container://web?runtime=docker"),
 ])
 def test_testinfra_urls_map_to_ours(spec, connection, ours):
     assert from_testinfra(spec, connection) == ours
 
 
 @pytest.mark.parametrize(("spec", "connection", "names"), [
-    ("docker://web", None, "container://NAME"),
-    ("podman://web", None, "container://NAME"),
+    ("docker://web?sudo=true", None, "docker://[USER@]NAME"),
     ("ansible://all", None, "--inventory"),
     ("salt://minion", None, "--inventory"),
     ("kubectl://pod", None, "ssh:// or local://"),
@@ -54,11 +56,11 @@ def test_help_has_each_testinfra_option_once_in_our_group(pytester: pytest.Pytes
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--connection", "ansible", "--hosts", "web"], "*testinfra's ansible backend is not supported*"),
-    (["--connection", "docker"], "*use container://NAME*"),
+    (["--connection", "lxc"], "*use ssh:// or local://*"),
     (["--ssh-extra-args=-o ForwardAgent=no"], "*--ssh-extra-args: not supported*--ssh-config*"),
     (["--ansible-inventory", "inv.yml"], "*--ansible-inventory: not supported*--inventory*"),
     (["--force-ansible"], "*--force-ansible: not supported*"),
-    (["--hosts", "docker://web"], "*docker://web*container://NAME*"),
+    (["--hosts", "lxc://web"], "*lxc://web*ssh:// or local://*"),
     (["--ssh-key", "a", "--ssh-identity-file", "b"], "*name different keys*"),
 ])
 def test_unsupported_testinfra_options_are_usage_errors(pytester: pytest.Pytester, args, message):
@@ -77,7 +79,7 @@ def test_testinfra_hosts_and_connection_select_targets(pytester: pytest.Pytester
                 pass
         """,
         test_plain="def test_b(host): pass",
-        test_bad="testinfra_hosts = ['docker://c']\ndef test_c(host): pass",
+        test_bad="testinfra_hosts = ['lxc://c']\ndef test_c(host): pass",
     )
     result = pytester.runpytest("--collect-only", "-q", "test_mod.py")
     result.stdout.fnmatch_lines(["test_mod.py::test_a[[]local://[]]",
@@ -91,7 +93,7 @@ def test_testinfra_hosts_and_connection_select_targets(pytester: pytest.Pytester
     result.stdout.fnmatch_lines(["*test_b[[]local://[]] PASSED*"])
     result = pytester.runpytest("test_bad.py")  # found while collecting: a collection error
     assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines(["*UsageError: test_bad: testinfra_hosts:*docker://c*container://NAME*"])
+    result.stdout.fnmatch_lines(["*UsageError: test_bad: testinfra_hosts:*lxc://c*ssh:// or local://*"])
 
 
 def test_backend_answers_like_testinfras_local_backend(pytester: pytest.Pytester) -> None:

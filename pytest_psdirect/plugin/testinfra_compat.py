@@ -49,14 +49,14 @@ _RUN_TESTINFRA = "or run testinfra's own plugin with -p no:psdirect"
 _UNSUPPORTED = {
     "ansible": "list the hosts as ssh:// URLs (--hosts) or in a TOML --inventory",
     "salt": "list the minions as ssh:// URLs (--hosts) or in a TOML --inventory",
-    "docker": "use container://NAME when the container transport lands",
-    "podman": "use container://NAME when the container transport lands",
     "kubectl": "use ssh:// or local:// targets",
     "openshift": "use ssh:// or local:// targets",
     "lxc": "use ssh:// or local:// targets",
     "chroot": "use ssh:// or local:// targets",
 }
 _SSH_LIKE = ("paramiko", "ssh", "safe-ssh")
+#: testinfra's container backends: docker://NAME -> container://NAME?runtime=docker
+_CONTAINER_LIKE = ("docker", "podman")
 #: URL options of testinfra -> ours (``None``: refused with the reason given).
 _URL_OPTIONS: dict[str, str | None] = {
     "ssh_identity_file": "key", "timeout": "timeout", "sudo": "sudo", "sudo_user": "sudo_user",
@@ -167,15 +167,25 @@ def from_testinfra(spec: str, connection: str | None = None) -> str:
     'ssh://admin@web01:2222?key=/k&sudo=true'
     >>> from_testinfra("web01", connection="paramiko"), from_testinfra("local://")
     ('ssh://web01', 'local://')
+    >>> from_testinfra("docker://www-data@web"), from_testinfra("web", connection="podman")
+    ('container://www-data@web?runtime=docker', 'container://web?runtime=podman')
     """
     text = spec.strip()
     if "://" not in text:
         if not connection:
             return text
         scheme = _connection_scheme(connection, f"--connection {connection}")
+        if scheme in _CONTAINER_LIKE:
+            return f"container://{text}?runtime={scheme}"
         return "local://" if scheme == "local" else f"{scheme}://{text}"
     parts = urllib.parse.urlsplit(text)
     scheme = _connection_scheme(parts.scheme.lower(), spec)
+    if scheme in _CONTAINER_LIKE:
+        if parts.query:
+            raise TargetSpecError(f"target {spec!r}: testinfra's URL options are not supported "
+                                  "for containers", hint=f"write {scheme}://[USER@]NAME, "
+                                  f"{_RUN_TESTINFRA}")
+        return f"container://{parts.netloc}?runtime={scheme}"
     if scheme not in ("ssh", "local"):
         return text
     options = []

@@ -21,11 +21,11 @@ host instead (:class:`~.psdirect.WindowsContainerTransport`): :meth:`ContainerTr
 Example::
 
     >>> from pytest_psdirect.targets import parse_target
-    >>> check_container_target(parse_target("container://web?runtime=lxc"))
-    Traceback (most recent call last):
-    ...
-    pytest_psdirect.errors.TargetSpecError: ?runtime='lxc' is not one of podman, docker \
-(target: container://web?runtime=lxc)
+    >>> try:
+    ...     check_container_target(parse_target("container://web?runtime=lxc"))
+    ... except TargetSpecError as exc:
+    ...     print(exc)
+    container://web?runtime=lxc: ?runtime='lxc' is not one of podman, docker
 """
 
 from __future__ import annotations
