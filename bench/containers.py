@@ -78,8 +78,9 @@ def main() -> None:
                 samples["fb"].append(timed(lambda: fallback.run("true")))
                 samples["fb_bare"].append(timed(lambda: bare_exec(names["busybox"])))
                 samples["ti_theirs"].append(timed(lambda: theirs.file("/etc/passwd").exists))
-        print(f"podman {subprocess.run(['podman', '--version'], capture_output=True, text=True).stdout.split()[-1]}"
-              f"; {args.rounds} rounds (exec-per-command cases: {rare}), interleaved")
+        version = subprocess.run(["podman", "--version"], capture_output=True, text=True)
+        print(f"podman {version.stdout.split()[-1]}; {args.rounds} rounds "
+              f"(exec-per-command cases: {rare}), interleaved")
         print(f"  session open (runtime detection + agent start): {opened * 1000:.1f} ms")
         ours_m = summary("container:// run('true') [agent]", samples["ours"])
         bare_m = summary("bare `podman exec ID sh -c true`", samples["bare"])
