@@ -131,3 +131,23 @@ def test_lab_up_containers_then_down(tmp_path: Path, capsys: pytest.CaptureFixtu
     ps = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}"], capture_output=True,
                         text=True, check=True).stdout.split()
     assert not set(names) & set(ps)
+
+
+def test_container_fixture_under_xdist(pytester: pytest.Pytester,
+                                       ctr_images: dict[str, str]) -> None:
+    record = pytester.path / "seen.txt"
+    module = f"""
+        import pytest
+        pytestmark = pytest.mark.container(image={ctr_images["busybox"]!r})
+
+        @pytest.mark.parametrize("i", range(3))
+        def test_it(container, i):
+            with open({str(record)!r}, "a") as fh:
+                fh.write(container.url + "\\n")
+            assert container.run("hostname").rc == 0
+    """
+    pytester.makepyfile(test_a=module, test_b=module)
+    pytester.runpytest("-n", "2", "--container-runtime", "podman").assert_outcomes(passed=6)
+    names = {u.removeprefix("container://").partition("?")[0] for u in record.read_text().split()}
+    assert 2 <= len(names) <= 4  # one per module and worker that ran some of its tests
+    assert [n for n in names if lab.exists("podman", n)] == []
