@@ -151,3 +151,20 @@ def test_container_fixture_under_xdist(pytester: pytest.Pytester,
     names = {u.removeprefix("container://").partition("?")[0] for u in record.read_text().split()}
     assert 2 <= len(names) <= 4  # one per module and worker that ran some of its tests
     assert [n for n in names if lab.exists("podman", n)] == []
+
+
+def test_ctrl_c_removes_the_container(pytester: pytest.Pytester,
+                                      ctr_images: dict[str, str]) -> None:
+    record = pytester.path / "seen.txt"
+    pytester.makepyfile(f"""
+        import os, signal, pytest
+        pytestmark = pytest.mark.container(image={ctr_images["busybox"]!r}, runtime="podman")
+
+        def test_interrupted(container):
+            open({str(record)!r}, "w").write(container.url)
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C
+    """)
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    name = record.read_text().removeprefix("container://").partition("?")[0]
+    assert not lab.exists("podman", name)

@@ -188,3 +188,14 @@ def test_options_and_dispatch() -> None:
                          ("container://w?runtime=docker&host=hv", "exclude each other")):
         with pytest.raises(TargetSpecError, match=message):
             check_container_target(parse_target(bad))
+
+
+def test_user_in_the_url_is_exec_user(ctr_lab: Lab, ctr_pool: SessionPool, tmp_path: Path) -> None:
+    session = ctr_pool.get(parse_target(f"container://nobody@{ctr_lab.debian}?runtime=podman"))
+    bare = podman_exec(ctr_lab.debian, "id -un; id -u", extra=("--user", "nobody"))
+    assert session.run("id -un; id -u").stdout_bytes == bare.stdout == b"nobody\n65534\n"
+    (tmp_path / "f").write_text("x")
+    session.put(str(tmp_path / "f"), "/tmp/by-nobody")
+    assert podman_exec(ctr_lab.debian, "stat -c %U /tmp/by-nobody").stdout == b"nobody\n"
+    with pytest.raises(FileTransferError, match="Permission denied"):
+        session.put(str(tmp_path / "f"), "/etc/not-for-nobody")

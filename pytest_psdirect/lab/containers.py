@@ -70,8 +70,10 @@ def start(runtime: str, image: str, *, name: str, lab: str, owned: bool = True,
     proc = _cli(runtime, "run", "--detach", "--rm", "--init", "--stop-timeout", "1",
                 "--name", name, *labels, *args, image, *command)
     if proc.returncode != 0:
-        raise LabError(f"`{runtime} run {image}` failed: {proc.stderr.strip()[-500:]}",
-                       hint=f"check the image (`{runtime} images`) and `{runtime} info`")
+        hint = (f"--init needs {runtime}'s init binary: apt-get install catatonit"
+                if "container-init" in proc.stderr
+                else f"check the image (`{runtime} images`) and `{runtime} info`")
+        raise LabError(f"`{runtime} run {image}` failed: {proc.stderr.strip()[-500:]}", hint=hint)
     return proc.stdout.strip().splitlines()[-1]
 
 

@@ -48,8 +48,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "container(image=None, runtime=None, args=()): the image (and runtime, extra "
-                   "`run` options) of the module's `container` fixture")
+        "markers", "container(image=None, runtime=None, args=(), command=('sleep', 'infinity')): "
+                   "the image (and runtime, extra `run` options, command) of the module's "
+                   "`container` fixture")
 
 
 @dataclass(frozen=True)
@@ -75,23 +76,23 @@ class ContainerFactory:
         self._started: list[Started] = []
         self._reaped: set[str] = set()
 
-    def start(self, image: str, *, runtime: str | None = None,
-              args: tuple[str, ...] = ()) -> Started:
-        """Start a container of ``image`` (``sleep infinity`` under ``--init``)."""
+    def start(self, image: str, *, runtime: str | None = None, args: tuple[str, ...] = (),
+              command: tuple[str, ...] = ("sleep", "infinity")) -> Started:
+        """Start a container of ``image`` running ``command`` (under ``--init``)."""
         chosen = lab.pick_runtime(runtime or self._default_runtime)
         if chosen not in self._reaped:  # once per runtime: what killed runs left behind
             self._reaped.add(chosen)
             lab.reap_orphans(chosen)
         name = f"{self._run}-c{len(self._started) + 1}"
-        started = Started(lab.start(chosen, image, name=name, lab=self._run, args=args), name,
-                          chosen)
+        started = Started(lab.start(chosen, image, name=name, lab=self._run, args=args,
+                                    command=command), name, chosen)
         self._started.append(started)
         return started
 
-    def __call__(self, image: str, *, runtime: str | None = None,
-                 args: tuple[str, ...] = ()) -> TargetSession:
+    def __call__(self, image: str, *, runtime: str | None = None, args: tuple[str, ...] = (),
+                 command: tuple[str, ...] = ("sleep", "infinity")) -> TargetSession:
         """Start a container and return an open session to it."""
-        return self.session(self.start(image, runtime=runtime, args=args))
+        return self.session(self.start(image, runtime=runtime, args=args, command=command))
 
     def session(self, started: Started) -> TargetSession:
         """An open session to a container this factory started."""
@@ -153,8 +154,9 @@ def container(request: pytest.FixtureRequest,
                     "pytestmark = pytest.mark.container(image='...') or set "
                     "psdirect_container_image in the ini file", pytrace=False)
     try:
-        started = make_container.start(str(image), runtime=kwargs.get("runtime"),
-                                       args=tuple(kwargs.get("args", ())))
+        started = make_container.start(
+            str(image), runtime=kwargs.get("runtime"), args=tuple(kwargs.get("args", ())),
+            command=tuple(kwargs.get("command", ("sleep", "infinity"))))
     except PSDirectError as exc:
         fail_with(exc)
     try:
