@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .credentials.secret import Credential
 from .errors import CommandFailed, PowerShellFailed, PSDirectError, SessionBroken
+from .jobs import Job
 from .powershell.command import Invocation, build_invocation
 from .powershell.command import from_file as invocation_from_file
 from .powershell.result import PSResult
@@ -51,6 +52,8 @@ class TargetSession:
         self._settings = settings
         self._on_reopened = on_reopened
         self._dead: PSDirectError | None = None  # a failed reopen: every later call raises it
+        self._reopen_lock = threading.Lock()  # jobs' threads may find the connection broken too
+        self._jobs: list[Job[Any]] = []  # cancelled at close() if still running
         self._testinfra: testinfra.host.Host | None = None
 
     # -- identity ----------------------------------------------------------------------------
@@ -78,6 +81,11 @@ class TargetSession:
         If that reopen fails, the session is dead for the rest of the run: every later call
         raises the same error at once instead of waiting for another connect timeout.
         """
+        __tracebackhide__ = True
+        with self._reopen_lock:
+            return self._live_transport_locked()
+
+    def _live_transport_locked(self) -> Transport:
         __tracebackhide__ = True
         if self._dead is not None:
             raise self._dead
@@ -143,6 +151,53 @@ class TargetSession:
         """Run, require rc 0, return stdout without its trailing newline."""
         __tracebackhide__ = True
         return self.run_expect([0], cmd, *args, **kwargs).stdout.rstrip("\r\n")
+
+    def start(self, cmd: str, *args: object, timeout: float | None = None,
+              env: Mapping[str, str] | None = None, cwd: str | None = None,
+              stream: OutputCallback | None = None) -> Job[CommandResult]:
+        """Start ``cmd`` in the background (as :meth:`run` would run it); return at once.
+
+        Many jobs run at once, next to ``run`` calls; ``job.result()`` gives the
+        :class:`CommandResult` (or raises what ``run`` would), ``job.cancel()`` kills its
+        remote processes. Jobs still running when the session closes are cancelled.
+
+        >>> job = target.start("sleep 5; echo done", timeout=60)   # doctest: +SKIP
+        >>> job.done, job.result().stdout                          # doctest: +SKIP
+        (False, 'done\n')
+        """
+        __tracebackhide__ = True
+        command = format_command(cmd, *args)
+        log.debug("START %s on %s", command, self.url)
+        job = self._live_transport().start(command, timeout=self._timeout(timeout), env=env,
+                                           cwd=cwd, stream=stream)
+        return self._track(job)
+
+    def start_ps(self, script: str, *args: Any, timeout: float | None = None,
+                 parameters: Mapping[str, Any] | None = None, **params: Any) -> Job[PSResult]:
+        """Start PowerShell in the background (``Invoke-Command -AsJob``); values as data.
+
+        The job runs on a RunspacePool of its own (a second connection), as ``Start-Job``
+        does: variables of this session are not visible to it.
+        """
+        __tracebackhide__ = True
+        invocation = build_invocation(script, args, {**params, **(parameters or {})})
+        job = self._live_transport().start_ps(invocation, timeout=self._timeout(timeout))
+        return self._track(job)
+
+    def _track(self, job: Job[Any]) -> Job[Any]:
+        with self._reopen_lock:
+            self._jobs = [j for j in self._jobs if not j.done] + [job]
+        return job
+
+    def cancel_jobs(self) -> int:
+        """Cancel every job of this session still running; return how many were."""
+        with self._reopen_lock:
+            jobs, self._jobs = self._jobs, []
+        running = [job for job in jobs if not job.done]
+        for job in running:
+            log.info("%s: cancelling job %r (the session is closing)", self.url, job.what)
+            job.cancel()
+        return len(running)
 
     @contextlib.contextmanager
     def shell(self) -> Iterator[StatefulShell]:
@@ -214,7 +269,8 @@ class TargetSession:
         return self._testinfra
 
     def close(self) -> None:
-        """Close the transport (idempotent)."""
+        """Cancel running jobs, close the transport (idempotent)."""
+        self.cancel_jobs()
         self._transport.close()
 
 
