@@ -71,6 +71,11 @@ class TargetSession:
     def tags(self) -> frozenset[str]:
         return self.spec.tags
 
+    @property
+    def powershell(self) -> bool:
+        """True when this target runs PowerShell (``run_ps``) rather than a POSIX shell."""
+        return type(self._transport).run_ps is not Transport.run_ps
+
     def __repr__(self) -> str:
         return f"<TargetSession {self.url}>"
 
