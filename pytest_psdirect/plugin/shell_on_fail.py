@@ -34,6 +34,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              "under xdist")
 
 
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Under ``-n`` the workers have no terminal: say so once, up front."""
+    if config.getoption("psdirect_shell_on_fail") and config.getoption("numprocesses", None):
+        return ("psdirect: --psdirect-shell-on-fail is off under xdist (-n): workers have no "
+                "terminal; rerun the failing test without -n")
+    return None
+
+
 def _sessions(item: pytest.Item) -> list[TargetSession]:
     funcargs: dict[str, Any] = getattr(item, "funcargs", {})
     found: list[TargetSession] = []
