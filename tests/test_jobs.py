@@ -8,8 +8,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import Faults, lab_host, user_pids, wait_user_pids_gone
 
+from conftest import Faults, lab_host, user_pids, wait_user_pids_gone
 from pytest_psdirect import (
     CommandTimeout,
     SessionBroken,
@@ -173,7 +173,7 @@ def test_twenty_jobs_on_three_hosts(ssh_lab: SSHLab, faults: Faults) -> None:
         wall = time.monotonic() - t0
         print(f"17 one-second jobs on 3 hosts: {wall:.2f}s")
         assert len({job.result().stdout for _, job in normal}) == 17  # 17 shells of their own
-        with pytest.raises(CommandTimeout, match="timed out after 1.5s"):
+        with pytest.raises(CommandTimeout, match=r"timed out after 1\.5s"):
             late.result(timeout=5)
         assert wait_user_pids_gone_matching(hosts[1], "sleep 1002.2")[0] == []
         faults.vanish(hosts[2])

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from conftest import lab_host, user_pids
 
+from conftest import lab_host, user_pids
 from pytest_psdirect.lab import procs
 from pytest_psdirect.lab.sshlab import SSHLab
 from pytest_psdirect.repl.state import ShellState

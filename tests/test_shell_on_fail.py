@@ -5,6 +5,7 @@ it prints one line instead."""
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import pexpect
@@ -42,7 +43,7 @@ def test_a_failing_test_opens_a_shell_in_its_own_session_before_teardown(
                                   "--psdirect-shell-on-fail", expect_timeout=30)
     child.expect(re.escape("test_fails[local://] failed; shell on local://"))
     child.expect(re.escape("[local://] ") + r".*\$ ")
-    child.sendline("echo S=$PSDIRECT_SESSION; test -e '%s'; echo torn=$?" % mark)
+    child.sendline(f"echo S=$PSDIRECT_SESSION; test -e {shlex.quote(str(mark))}; echo torn=$?")
     child.expect(r"S=(\w+)\r\ntorn=1")  # not torn down yet
     assert child.match.group(1).decode() == session.read_text().strip()  # the test's own session
     child.sendline("exit")
