@@ -96,9 +96,9 @@ class Job(Generic[R]):
             raise self._error
         return self._value  # type: ignore[return-value]  # set when no error was kept
 
-    def cancel(self) -> bool:
-        """End the job and its remote processes; wait (bounded) for it. False if it had
-        already ended."""
+    def cancel(self, wait: bool = True) -> bool:
+        """End the job and its remote processes; with ``wait``, wait (bounded) for it to end.
+        False if it had already ended."""
         if self.done:
             return False
         self._cancelled = True
@@ -106,7 +106,7 @@ class Job(Generic[R]):
             self._cancel_work()
         except (PSDirectError, OSError) as exc:
             log.warning("%s: cancelling %r: %s", self.label, self.what, exc)
-        if not self._ended.wait(CANCEL_WAIT):
+        if wait and not self._ended.wait(CANCEL_WAIT):
             log.warning("%s: job %r did not end within %gs of its cancel; its processes end "
                         "with the session", self.label, self.what, CANCEL_WAIT)
         return True

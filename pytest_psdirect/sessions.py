@@ -17,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .credentials.secret import Credential
 from .errors import CommandFailed, PowerShellFailed, PSDirectError, SessionBroken
-from .jobs import Job
+from .jobs import CANCEL_WAIT, Job
 from .powershell.command import Invocation, build_invocation
 from .powershell.command import from_file as invocation_from_file
 from .powershell.result import PSResult
@@ -199,9 +200,12 @@ class TargetSession:
         with self._reopen_lock:
             jobs, self._jobs = self._jobs, []
         running = [job for job in jobs if not job.done]
-        for job in running:
+        for job in running:  # all asked first, then awaited together: one bound for all
             log.info("%s: cancelling job %r (the session is closing)", self.url, job.what)
-            job.cancel()
+            job.cancel(wait=False)
+        deadline = time.monotonic() + CANCEL_WAIT
+        for job in running:
+            job.wait(max(0.0, deadline - time.monotonic()))
         return len(running)
 
     @contextlib.contextmanager

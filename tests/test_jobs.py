@@ -206,3 +206,25 @@ def test_session_teardown_cancels_a_running_job_on_the_lab(ssh_lab: SSHLab) -> N
     with pytest.raises(CommandCancelled):
         job.result(timeout=5)
     assert wait_user_pids_gone(host)[0] == []  # nothing of the session is left on the host
+
+
+def test_closing_a_session_whose_host_vanished_is_bounded(ssh_lab: SSHLab,
+                                                          faults: Faults) -> None:
+    """Five long jobs on a host whose link goes down: the teardown cancels all of them within
+    one shared bound instead of waiting out their 600 s timeouts (or 10 s each)."""
+    settings = Settings(ssh_key=str(ssh_lab.key_file), known_hosts=str(ssh_lab.known_hosts),
+                        connect_timeout=2, command_timeout=30)
+    pool = SessionPool(TransportRegistry(), settings, lambda t, r: None)
+    host = lab_host(ssh_lab, 2)
+    session = pool.get(parse_target(host.url))
+    jobs = [session.start("sleep 1005.1", timeout=600) for _ in range(5)]
+    time.sleep(0.3)
+    faults.vanish(host)
+    t0 = time.monotonic()
+    pool.close_all()
+    took = time.monotonic() - t0
+    print(f"closing with 5 jobs on a vanished host took {took:.2f}s")
+    assert took < 8
+    for job in jobs:
+        with pytest.raises(CommandCancelled):
+            job.result(timeout=1)

@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 #: How long past a command's timeout the controller waits for the agent's own report, and then
 #: again for the answer to its kill request, before it gives up on the agent.
 GRACE = 0.25
+#: How long a cancelled command's collector waits for the agent to confirm the kill before it
+#: reports the cancel anyway (a stalled target: what is left ends with the session).
+CANCEL_GRACE = 2.0
 #: Seconds between keepalive pings (the agent ends itself after 45 s without a word).
 PING_EVERY = 10.0
 OutputCallback = Callable[[int, bytes], None]
@@ -186,9 +189,11 @@ class AgentRunner:
     def cancel(self, cid: int) -> None:
         """Ask the agent to kill command ``cid``; :meth:`collect` then raises
         :class:`~pytest_psdirect.errors.CommandCancelled`."""
-        if cid in self._routes:
+        route = self._routes.get(cid)
+        if route is not None:
             self._cancelled.add(cid)
             self._send_kill(cid)
+            route.put(Frame("C", cid, b""))  # wakes the collector: the kill's answer is due
 
     def _collect(self, cid: int, cmd: str, timeout: float, limit: int,
                  stream: OutputCallback | None) -> Completed:
@@ -207,6 +212,12 @@ class AgentRunner:
                         + (f": {self._stderr_text()}" if self._stderr else ""),
                         target=self._label, hint="it was killed on the target or the connection "
                         "dropped; the next command starts a new agent")
+                if cid in self._cancelled:
+                    raise CommandCancelled(
+                        f"command was cancelled; the target did not confirm the kill within "
+                        f"{CANCEL_GRACE:g}s", target=self._label, command=cmd,
+                        stdout=out.getvalue(), stderr=err.getvalue(),
+                        hint="what it left ends when the session closes")
                 if asked_kill:  # the transport drops the connection (see _on_unresponsive)
                     self.alive = False
                     self._stopped.set()
@@ -217,6 +228,9 @@ class AgentRunner:
                         "session is reopened once on the next command")
                 self._send_kill(cid)
                 asked_kill, deadline = True, time.monotonic() + GRACE
+                continue
+            if frame.kind == "C":  # cancel() was called: wait for the agent's X briefly
+                deadline = min(deadline, time.monotonic() + CANCEL_GRACE)
                 continue
             if frame.kind in ("1", "2"):
                 (out if frame.kind == "1" else err).write(frame.payload)
