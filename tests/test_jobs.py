@@ -83,6 +83,16 @@ def test_jobs_run_concurrently_each_in_its_own_shell(local: TargetSession) -> No
     assert time.monotonic() - t0 < 2.5  # not 10 s: they ran at once
 
 
+def test_concurrent_outputs_never_mix(local: TargetSession) -> None:
+    """Each job's output is its own, byte for byte, while others flood theirs."""
+    jobs = {c: local.start(f"head -c 3000000 /dev/zero | tr '\\0' {c}; echo err-{c} >&2")
+            for c in "abcd"}
+    assert local.run("head -c 1000000 /dev/zero | tr '\\0' z").stdout == "z" * 1000000
+    for c, job in jobs.items():
+        result = job.result()
+        assert result.stdout_bytes == c.encode() * 3000000 and result.stderr == f"err-{c}\n"
+
+
 def test_cancel_kills_the_remote_process_group(local: TargetSession) -> None:
     job = local.start("sleep 1001.31 & sleep 1001.32; echo never")
     time.sleep(0.3)

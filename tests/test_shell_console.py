@@ -95,15 +95,14 @@ def test_shell_on_local(tmp_path: Path) -> None:
     assert "echo hello from $(hostname)" in history
 
 
-def test_shell_on_an_ssh_lab_host(ssh_lab: SSHLab, tmp_path: Path) -> None:
+def test_shell_on_an_ssh_lab_host_by_inventory_name(ssh_lab: SSHLab, tmp_path: Path) -> None:
     host = lab_host(ssh_lab, 1)
 
     def running(marker: str) -> list[int]:
         return [p for p in user_pids(host) if marker in procs.cmdline(p)]
 
-    child = spawn_shell([host.url, "--ssh-key", str(ssh_lab.key_file),
-                         "--ssh-known-hosts", str(ssh_lab.known_hosts)], tmp_path)
-    walk_through(child, host.url, running, "/tmp/psd shell test")
+    child = spawn_shell(["--inventory", str(ssh_lab.inventory_file), host.name], tmp_path)
+    walk_through(child, host.name, running, "/tmp/psd shell test")
 
 
 def test_ctrl_d_leaves_and_a_bad_target_is_one_line(tmp_path: Path) -> None:
