@@ -4,6 +4,14 @@ A transport moves commands and files for one :class:`~pytest_psdirect.targets.Ta
 transports (WinRM/PSRP, OutOfProc, PowerShell Direct, QEMU guest agent, containers) subclass
 :class:`Transport` directly or :class:`ShellTransport` when they can keep a ``/bin/sh`` open, and
 register their scheme; fixtures and user tests do not change.
+
+Background jobs (``target.start``/``start_ps``) need nothing more from a new transport: the
+default :meth:`Transport.start` runs the job on a second connection (:meth:`Transport.sibling`,
+i.e. ``type(self)(target, credential, settings)``, then ``open``/``run``/``close`` in a worker
+thread) and cancels it by closing that connection, so ``close()`` must end what the connection
+started (the contract anyway). Override ``sibling`` if the constructor differs, and ``start``
+for concurrency on the session's own connection (return a :class:`~pytest_psdirect.jobs.Job`
+of a blocking ``work`` and a ``cancel`` that makes it end; see :class:`ShellTransport`).
 """
 
 from __future__ import annotations
