@@ -15,7 +15,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from conftest import lab_host, user_pids
+from conftest import lab_host, reset_connections, user_pids
 from pytest_psdirect.lab import procs
 from pytest_psdirect.lab.sshlab import SSHLab
 from pytest_psdirect.repl.state import ShellState
@@ -58,8 +58,9 @@ def spawn_shell(args: list[str], tmp: Path) -> pexpect.spawn:
 
 
 def walk_through(child: pexpect.spawn, name: str, running: Callable[[str], list[int]],
-                 scratch: str) -> None:
-    """The session every test goes through; ``running(marker)`` lists remote PIDs."""
+                 scratch: str, cut: Callable[[], None] | None = None) -> None:
+    """The session every test goes through; ``running(marker)`` lists remote PIDs; ``cut``
+    drops the connection before the last command (the state is the console's: it survives)."""
     prompt = re.escape(f"[{name}] ")
     child.expect(prompt + r".* \$ ")
     child.sendline("echo hello from $(hostname)")
@@ -79,8 +80,10 @@ def walk_through(child: pexpect.spawn, name: str, running: Callable[[str], list[
     child.expect(prompt + re.escape(scratch) + r" \[130\] \$ ")
     assert _eventually(lambda: not running("sleep 1004.7")), "Ctrl-C left the process running"
     assert "\nnever" not in (child.before or "")  # the echo of the line itself aside
-    child.sendline("echo still $PSD_FOO")  # the shell and its state survived the Ctrl-C
-    child.expect("still bar42")
+    if cut is not None:
+        cut()
+    child.sendline("echo still $PSD_FOO; pwd")  # the shell and its state survived
+    child.expect("still bar42\r\n" + re.escape(scratch))
     child.expect(prompt)
     child.sendline("exit")
     child.expect(pexpect.EOF)
@@ -102,7 +105,8 @@ def test_shell_on_an_ssh_lab_host_by_inventory_name(ssh_lab: SSHLab, tmp_path: P
         return [p for p in user_pids(host) if marker in procs.cmdline(p)]
 
     child = spawn_shell(["--inventory", str(ssh_lab.inventory_file), host.name], tmp_path)
-    walk_through(child, host.name, running, "/tmp/psd shell test")
+    walk_through(child, host.name, running, "/tmp/psd shell test",
+                 cut=lambda: reset_connections(host))
 
 
 def test_ctrl_d_leaves_and_a_bad_target_is_one_line(tmp_path: Path) -> None:
