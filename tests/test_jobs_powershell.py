@@ -36,14 +36,14 @@ def test_powershell_jobs_run_beside_the_session_on_a_pool_of_their_own(
         ps: TargetSession, ssh_lab: SSHLab) -> None:
     ps.run_ps("psrp-test:set", Value="session state")
     t0 = time.monotonic()
-    slow = [ps.start_ps("psrp-test:sleep", Seconds=1) for _ in range(3)]
+    slow = [ps.start_ps("psrp-test:sleep", Seconds=3) for _ in range(3)]
     state = ps.start_ps("psrp-test:get")
-    assert time.monotonic() - t0 < 0.5, "start_ps must return at once"
+    assert time.monotonic() - t0 < 2.0, "start_ps must return at once"
     assert ps.run_ps("psrp-test:get").output == ["session state"]  # the session goes on
     assert state.result().output == [None]  # a pool of its own: Start-Job semantics
     for job in slow:
         assert job.result(timeout=20).output == ["started", "finished"]
-    assert time.monotonic() - t0 < 6
+    assert time.monotonic() - t0 < 8  # not 9 s: the three ran at once
 
 
 def test_cancelling_a_powershell_job_ends_its_connection(ps: TargetSession,

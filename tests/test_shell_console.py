@@ -29,7 +29,7 @@ def _local_pids(marker: str) -> list[int]:
         if name.isdigit():
             try:
                 with open(f"/proc/{name}/cmdline", "rb") as f:
-                    if marker.encode() in f.read():
+                    if marker.encode() in f.read().replace(b"\0", b" "):
                         found.append(int(name))
             except OSError:
                 continue
