@@ -6,6 +6,7 @@ Examples::
     pytest example_suites/linux_baseline --inventory .lab/inventory.toml
     psdirect run local:// -- uname -a
     psdirect run --inventory .lab/inventory.toml lab1 -- uname -a    # options before --
+    psdirect shell --inventory .lab/inventory.toml lab1               # interactive
     psdirect lab down
     psdirect doctor web01 --hyperv-host hv01 --credential-env VM   # PowerShell Direct checks
 
@@ -153,6 +154,24 @@ def _run(args: argparse.Namespace) -> int:
     return result.rc
 
 
+def _shell(args: argparse.Namespace) -> int:
+    """An interactive session on one target until ``exit``; exit with the last status."""
+    from .repl.console import interact
+
+    if args.credential_env:
+        register_secret_env(f"{args.credential_env}_PASSWORD")
+    inventory = load_inventory(Path(args.inventory)) if args.inventory else None
+    target = _pick_target(args, inventory)
+    registry = TransportRegistry()
+    check_scheme(target, registry.schemes())
+    pool = SessionPool(registry, _settings(args, inventory),
+                       lambda t, required: _credential(args, inventory, t, required))
+    try:
+        return interact(pool.get(target), timeout=args.command_timeout)
+    finally:
+        pool.close_all()
+
+
 def _doctor(args: argparse.Namespace) -> int:
     """Walk the PowerShell Direct troubleshooting checks for one VM; 0 when all pass."""
     from .hypervisors.hyperv.doctor import Doctor
@@ -195,6 +214,25 @@ def _add_run(sub: Any) -> _Parser:
                                      f"psdirect's own errors exit {ERROR_EXIT} (as ssh does).")
     run.add_argument("target", help="inventory name, URL (local://, ssh://user@host) or user@host")
     run.add_argument("command", nargs="+", help="the command, after --")
+    _add_target_options(run)
+    run.set_defaults(func=_run)
+    return run  # type: ignore[no-any-return]  # argparse's add_parser is untyped here
+
+
+def _add_shell(sub: Any) -> None:
+    shell = sub.add_parser("shell", help="interactive session on a target (Enter-PSSession)",
+                           description="A prompt on the target: a shell (cd and exported "
+                                       "variables carry over) or, on PowerShell targets, a "
+                                       "PowerShell prompt. Ctrl-C ends the running command; "
+                                       "exit or Ctrl-D leaves.")
+    shell.add_argument("target", help="inventory name, URL (local://, ssh://user@host) or "
+                                      "user@host")
+    shell.set_defaults(func=_shell, command=[])
+    _add_target_options(shell)
+
+
+def _add_target_options(run: argparse.ArgumentParser) -> None:
+    """The options that say how to reach a target (``run`` and ``shell`` share them)."""
     run.add_argument("--inventory", metavar="FILE", help="TOML inventory of named targets")
     run.add_argument("--credential-env", metavar="PREFIX",
                      help="read the credential from PREFIX_USERNAME / PREFIX_PASSWORD")
@@ -209,8 +247,6 @@ def _add_run(sub: Any) -> _Parser:
                      type=_arg_type(validate_timeout, "--psdirect-command-timeout"))
     run.add_argument("--psdirect-max-output", dest="max_output", metavar="SIZE",
                      type=_arg_type(parse_size, "--psdirect-max-output"))
-    run.set_defaults(func=_run)
-    return run  # type: ignore[no-any-return]  # argparse's add_parser is untyped here
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                           "must not exist yet (default psdtest)")
     lab.set_defaults(func=_lab)
     run = _add_run(sub)
+    _add_shell(sub)
     doctor = sub.add_parser("doctor", help="walk the PowerShell Direct troubleshooting checks "
                                            "for one VM")
     doctor.add_argument("target", help="VM name, vm://NAME or vmid://GUID")

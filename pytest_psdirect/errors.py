@@ -91,6 +91,11 @@ class CommandTimeout(CommandAborted):
         self.timeout = timeout
 
 
+class CommandCancelled(CommandAborted):
+    """A background job was cancelled (``job.cancel()``, Ctrl-C in ``psdirect shell``, or its
+    session ended); its remote processes were killed."""
+
+
 class CommandFailed(PSDirectError):
     """A command exited with a status the caller did not expect (``check=True``, ``run_expect``)."""
 

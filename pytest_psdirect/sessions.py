@@ -17,11 +17,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .credentials.secret import Credential
 from .errors import CommandFailed, PowerShellFailed, PSDirectError, SessionBroken
+from .jobs import CANCEL_WAIT, Job
 from .powershell.command import Invocation, build_invocation
 from .powershell.command import from_file as invocation_from_file
 from .powershell.result import PSResult
@@ -51,6 +53,8 @@ class TargetSession:
         self._settings = settings
         self._on_reopened = on_reopened
         self._dead: PSDirectError | None = None  # a failed reopen: every later call raises it
+        self._reopen_lock = threading.Lock()  # jobs' threads may find the connection broken too
+        self._jobs: list[Job[Any]] = []  # cancelled at close() if still running
         self._testinfra: testinfra.host.Host | None = None
 
     # -- identity ----------------------------------------------------------------------------
@@ -68,6 +72,11 @@ class TargetSession:
     def tags(self) -> frozenset[str]:
         return self.spec.tags
 
+    @property
+    def powershell(self) -> bool:
+        """True when this target runs PowerShell (``run_ps``) rather than a POSIX shell."""
+        return type(self._transport).run_ps is not Transport.run_ps
+
     def __repr__(self) -> str:
         return f"<TargetSession {self.url}>"
 
@@ -78,6 +87,11 @@ class TargetSession:
         If that reopen fails, the session is dead for the rest of the run: every later call
         raises the same error at once instead of waiting for another connect timeout.
         """
+        __tracebackhide__ = True
+        with self._reopen_lock:
+            return self._live_transport_locked()
+
+    def _live_transport_locked(self) -> Transport:
         __tracebackhide__ = True
         if self._dead is not None:
             raise self._dead
@@ -143,6 +157,56 @@ class TargetSession:
         """Run, require rc 0, return stdout without its trailing newline."""
         __tracebackhide__ = True
         return self.run_expect([0], cmd, *args, **kwargs).stdout.rstrip("\r\n")
+
+    def start(self, cmd: str, *args: object, timeout: float | None = None,
+              env: Mapping[str, str] | None = None, cwd: str | None = None,
+              stream: OutputCallback | None = None) -> Job[CommandResult]:
+        """Start ``cmd`` in the background (as :meth:`run` would run it); return at once.
+
+        Many jobs run at once, next to ``run`` calls; ``job.result()`` gives the
+        :class:`CommandResult` (or raises what ``run`` would), ``job.cancel()`` kills its
+        remote processes. Jobs still running when the session closes are cancelled.
+
+        >>> job = target.start("sleep 5; echo done", timeout=60)   # doctest: +SKIP
+        >>> job.done, job.result().stdout                          # doctest: +SKIP
+        (False, 'done\n')
+        """
+        __tracebackhide__ = True
+        command = format_command(cmd, *args)
+        log.debug("START %s on %s", command, self.url)
+        job = self._live_transport().start(command, timeout=self._timeout(timeout), env=env,
+                                           cwd=cwd, stream=stream)
+        return self._track(job)
+
+    def start_ps(self, script: str, *args: Any, timeout: float | None = None,
+                 parameters: Mapping[str, Any] | None = None, **params: Any) -> Job[PSResult]:
+        """Start PowerShell in the background (``Invoke-Command -AsJob``); values as data.
+
+        The job runs on a RunspacePool of its own (a second connection), as ``Start-Job``
+        does: variables of this session are not visible to it.
+        """
+        __tracebackhide__ = True
+        invocation = build_invocation(script, args, {**params, **(parameters or {})})
+        job = self._live_transport().start_ps(invocation, timeout=self._timeout(timeout))
+        return self._track(job)
+
+    def _track(self, job: Job[Any]) -> Job[Any]:
+        with self._reopen_lock:
+            self._jobs = [j for j in self._jobs if not j.done] + [job]
+        return job
+
+    def cancel_jobs(self) -> int:
+        """Cancel every job of this session still running; return how many were."""
+        with self._reopen_lock:
+            jobs, self._jobs = self._jobs, []
+        running = [job for job in jobs if not job.done]
+        for job in running:  # all asked first, then awaited together: one bound for all
+            log.info("%s: cancelling job %r (the session is closing)", self.url, job.what)
+            job.cancel(wait=False)
+        deadline = time.monotonic() + CANCEL_WAIT
+        for job in running:
+            job.wait(max(0.0, deadline - time.monotonic()))
+        return len(running)
 
     @contextlib.contextmanager
     def shell(self) -> Iterator[StatefulShell]:
@@ -214,7 +278,8 @@ class TargetSession:
         return self._testinfra
 
     def close(self) -> None:
-        """Close the transport (idempotent)."""
+        """Cancel running jobs, close the transport (idempotent)."""
+        self.cancel_jobs()
         self._transport.close()
 
 

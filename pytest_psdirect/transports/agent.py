@@ -2,7 +2,9 @@
 
 It is sent as source over the session's channel and started with the target's ``python3``
 (3.6 or newer; standard library only), so nothing is installed on the target. It reads requests
-(one JSON object per line) on stdin and writes frames on stdout (see ``agentproto``).
+(one JSON object per line) on stdin and writes frames on stdout (see ``agentproto``). Commands
+run concurrently, each under the request id it came with (``target.start()`` jobs share the
+agent with ``target.run()``); a ``kill`` request names the id to end.
 
 Each command runs exactly as ``ssh host 'cmd'`` runs it: ``$SHELL -c cmd`` in the account's login
 shell, in a new session and process group of its own (``$$`` is that shell; ``kill -9 $$`` ends
@@ -49,7 +51,7 @@ _DEFAULT_SIGNALS = [getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SI
 
 
 class Command:
-    """The one command running now."""
+    """One running command (several may run at once: each a request id of its own)."""
 
     def __init__(self, cid: int, pid: int, fds: Dict[int, int], deadline: float,
                  limit: int) -> None:
@@ -64,7 +66,8 @@ class Command:
 
 
 class Agent:
-    """The request loop: one command at a time, frames out, every started group tracked."""
+    """The request loop: commands run concurrently (keyed by request id), frames out, every
+    started group tracked."""
 
     def __init__(self) -> None:
         # PSDIRECT_SHELL: the controller's choice (containers: /bin/sh, as `podman exec ID sh -c`)
@@ -77,7 +80,7 @@ class Agent:
         self.inbuf = b""
         self.heard = time.monotonic()
         self.outbuf = bytearray()
-        self.cmd: Optional[Command] = None
+        self.cmds = {}  # type: Dict[int, Command]  # request id -> running command
         self.groups: Set[int] = set()
         self.wake_r, wake_w = os.pipe()
         for fd in (self.wake_r, wake_w):
@@ -110,12 +113,12 @@ class Agent:
         op = req.get("op")
         cid = int(req.get("id", 0))  # type: ignore[call-overload]
         if op == "run":
-            if self.cmd is not None:
-                self.send_json("X", cid, {"rc": -1, "why": "busy", "msg": "a command is running"})
+            if cid in self.cmds:
+                self.send_json("X", cid, {"rc": -1, "why": "busy", "msg": "id %d is running" % cid})
                 return
             self.start(cid, req)
-        elif op == "kill" and self.cmd is not None and self.cmd.cid == cid:
-            self.kill(self.cmd, "killed")
+        elif op == "kill" and cid in self.cmds:
+            self.kill(self.cmds[cid], "killed")
         elif op == "ping":
             pass  # heard: that is all a ping is for
 
@@ -142,8 +145,8 @@ class Agent:
             _nonblocking(fd)
         self.groups.add(pid)
         timeout = float(req.get("timeout", 300))  # type: ignore[arg-type]
-        self.cmd = Command(cid, pid, {out_r: 1, err_r: 2}, time.monotonic() + timeout,
-                           int(req.get("max", 1 << 28)))  # type: ignore[call-overload]
+        self.cmds[cid] = Command(cid, pid, {out_r: 1, err_r: 2}, time.monotonic() + timeout,
+                                 int(req.get("max", 1 << 28)))  # type: ignore[call-overload]
         self.send("S", cid, b"%d" % pid)
 
     def kill(self, cmd: Command, why: str) -> None:
@@ -152,10 +155,8 @@ class Agent:
         _killpg(cmd.pid)
 
     # -- the command's output and end -------------------------------------------------------
-    def pump(self, fd: int) -> int:
+    def pump(self, cmd: Command, fd: int) -> int:
         """Forward one chunk of ``fd``; return its size (0 at EOF or when nothing is there)."""
-        cmd = self.cmd
-        assert cmd is not None
         try:
             data = os.read(fd, CHUNK)
         except OSError as exc:
@@ -174,7 +175,6 @@ class Agent:
         return len(data)
 
     def reap(self) -> None:
-        cmd = self.cmd
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -182,16 +182,16 @@ class Agent:
                 return
             if pid == 0:
                 return
-            if cmd is not None and pid == cmd.pid:
-                cmd.status = status
+            for cmd in self.cmds.values():
+                if pid == cmd.pid:
+                    cmd.status = status
 
-    def finish(self) -> None:
+    def finish(self, cmd: Command) -> None:
         """The shell exited and its pipes closed, or it was killed: forward what the pipes still
         hold (after a kill, a detached process may keep them open: let go), report."""
-        cmd = self.cmd
-        assert cmd is not None and cmd.status is not None
+        assert cmd.status is not None
         for fd in list(cmd.fds):
-            while fd in cmd.fds and cmd.why != "limit" and self.pump(fd) > 0:
+            while fd in cmd.fds and cmd.why != "limit" and self.pump(cmd, fd) > 0:
                 pass
             if fd in cmd.fds:  # no more for now: a background job may hold it; let go
                 os.close(fd)
@@ -200,7 +200,7 @@ class Agent:
         # killed by a signal: rc -1, as OpenSSH servers report it to testinfra's SSH backends
         rc = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
         signum = 0 if os.WIFEXITED(status) else os.WTERMSIG(status)
-        self.cmd = None
+        del self.cmds[cmd.cid]
         self.groups = set(g for g in self.groups if _group_alive(g))
         self.send_json("X", cmd.cid, {"rc": rc, "signal": signum, "why": cmd.why,
                                       "count": cmd.count, "groups": sorted(self.groups)})
@@ -210,16 +210,17 @@ class Agent:
         self.send_json("H", 0, {"pid": os.getpid(), "shell": self.shell,
                                 "python": "%d.%d" % sys.version_info[:2]})
         while True:
-            cmd = self.cmd
             readers = [0, self.wake_r]
-            if cmd is not None and len(self.outbuf) < OUT_HIGH_WATER and cmd.why == "exit":
-                readers += list(cmd.fds)
-            writers = [1] if self.outbuf else []
             wait = 1.0
-            if time.monotonic() - self.heard > SILENCE_LIMIT:
+            now = time.monotonic()
+            for cmd in self.cmds.values():
+                if cmd.why == "exit":
+                    if len(self.outbuf) < OUT_HIGH_WATER:
+                        readers += list(cmd.fds)
+                    wait = max(0.0, min(wait, cmd.deadline - now))
+            writers = [1] if self.outbuf else []
+            if now - self.heard > SILENCE_LIMIT:
                 self.shutdown()
-            if cmd is not None and cmd.why == "exit":
-                wait = max(0.0, min(wait, cmd.deadline - time.monotonic()))
             try:
                 readable, writable, _ = select.select(readers, writers, [], wait)
             except InterruptedError:
@@ -229,15 +230,14 @@ class Agent:
             if self.wake_r in readable:
                 _drain(self.wake_r)
             self.reap()
-            cmd = self.cmd
-            if cmd is not None:
+            for cmd in list(self.cmds.values()):
                 for fd in readable:
                     if fd in cmd.fds and cmd.why == "exit":
-                        self.pump(fd)
+                        self.pump(cmd, fd)
                 if cmd.why == "exit" and time.monotonic() >= cmd.deadline:
                     self.kill(cmd, "timeout")
                 if cmd.status is not None and (not cmd.fds or cmd.why != "exit"):
-                    self.finish()
+                    self.finish(cmd)
             if 0 in readable:
                 self.read_requests()
 

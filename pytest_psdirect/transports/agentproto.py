@@ -1,14 +1,15 @@
 """Sans-IO protocol between the controller and the command agent (``agent.py``) on a target.
 
-Requests are one JSON object per line. Frames back are an ASCII header ``KIND ID LENGTH\\n``
-followed by exactly ``LENGTH`` payload bytes, so output needs no escaping and no marker scanning:
-a command can print anything (binary, fake headers) without confusing the framing.
+Requests are one JSON object per line; ``run`` requests with different ids run concurrently.
+Frames back are an ASCII header ``KIND ID LENGTH\\n`` followed by exactly ``LENGTH`` payload
+bytes, so output needs no escaping and no marker scanning: a command can print anything (binary,
+fake headers) without confusing the framing.
 
 Kinds: ``H`` hello (JSON: pid, shell, python), ``S`` started (the command's PID = its process
-group, in ASCII), ``1``/``2`` a chunk of stdout/stderr, ``X`` exit (JSON: rc (-1 when killed by a signal),
-signal, why = exit |
-timeout | limit | killed | spawn | busy, msg, groups = the process groups the agent started that
-still have members, e.g. background jobs).
+group, in ASCII), ``1``/``2`` a chunk of stdout/stderr, ``X`` exit (JSON: rc (-1 when killed by
+a signal), signal, why = exit | timeout | limit | killed | spawn | busy (that id is running
+already), msg, groups = the process groups the agent started that still have members, e.g.
+background jobs).
 
 Example::
 

@@ -4,24 +4,34 @@ A transport moves commands and files for one :class:`~pytest_psdirect.targets.Ta
 transports (WinRM/PSRP, OutOfProc, PowerShell Direct, QEMU guest agent, containers) subclass
 :class:`Transport` directly or :class:`ShellTransport` when they can keep a ``/bin/sh`` open, and
 register their scheme; fixtures and user tests do not change.
+
+Background jobs (``target.start``/``start_ps``) need nothing more from a new transport: the
+default :meth:`Transport.start` runs the job on a second connection (:meth:`Transport.sibling`,
+i.e. ``type(self)(target, credential, settings)``, then ``open``/``run``/``close`` in a worker
+thread) and cancels it by closing that connection, so ``close()`` must end what the connection
+started (the contract anyway). Override ``sibling`` if the constructor differs, and ``start``
+for concurrency on the session's own connection (return a :class:`~pytest_psdirect.jobs.Job`
+of a blocking ``work`` and a ``cancel`` that makes it end; see :class:`ShellTransport`).
 """
 
 from __future__ import annotations
 
 import abc
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 from ..credentials.secret import Credential
 from ..errors import CommandTimeout, PSDirectError, SessionBroken, UnsupportedOperation
+from ..jobs import Job, on_own_connection
 from ..powershell.command import Invocation
 from ..powershell.result import PSResult
 from ..results import CommandResult
 from ..settings import Settings
 from ..targets import Target
-from .agentproto import agent_source, run_spec
+from .agentproto import RunSpec, agent_source, run_spec
 from .executor import ShellExecutor, ShellPipes
 from .runner import AgentGone, AgentRunner, AgentUnavailable, OutputCallback
 from .shellproto import Completed, compose
@@ -100,6 +110,29 @@ class Transport(abc.ABC):
             hint="use target.run() for shell commands; run_ps needs a winrm://, pwsh+ssh://, "
                  "pwsh:// or (later) vm:// target")
 
+    # -- background jobs: by default on a second connection of the same kind ----------------
+    def sibling(self) -> Transport:
+        """A new, unopened transport to the same target (the connection a job runs on)."""
+        return type(self)(self.target, self.credential, self.settings)
+
+    def start(self, cmd: str, *, timeout: float, env: Mapping[str, str] | None = None,
+              cwd: str | None = None, stream: OutputCallback | None = None) -> Job[CommandResult]:
+        """Run ``cmd`` as :meth:`run` does, in the background. This default runs it on a
+        second connection (:meth:`sibling`); transports that can run commands concurrently on
+        their own connection override it (:class:`ShellTransport`)."""
+        run_spec(cmd, timeout=timeout, env=env, cwd=cwd)  # bad values raise here, not later
+        return on_own_connection(
+            self.sibling, lambda t: t.run(cmd, timeout=timeout, env=env, cwd=cwd, stream=stream),
+            label=self.target.url, what=cmd)
+
+    def start_ps(self, invocation: Invocation, *, timeout: float) -> Job[PSResult]:
+        """Run PowerShell in the background on a second RunspacePool (as ``Start-Job`` runs a
+        job in a runspace of its own: the session's variables are not there)."""
+        if type(self).run_ps is Transport.run_ps:
+            self.run_ps(invocation, timeout=timeout)  # raises UnsupportedOperation
+        return on_own_connection(self.sibling, lambda t: t.run_ps(invocation, timeout=timeout),
+                                 label=self.target.url, what="<PowerShell job>")
+
 
 class StatefulShell:
     """A dedicated shell whose ``cd``/``export``/variables persist between ``run`` calls."""
@@ -142,6 +175,10 @@ class ShellTransport(Transport):
     _runner: AgentRunner | None = None
     _fallback: str | None = None  # why there is no agent, once known
 
+    def __init__(self, target: Target, credential: Credential | None, settings: Settings) -> None:
+        super().__init__(target, credential, settings)
+        self._runner_lock = threading.Lock()  # jobs' threads and the test's share the agent
+
     @abc.abstractmethod
     def _spawn_agent(self, source: bytes) -> ShellPipes:
         """Start ``python3`` running the agent: the bootstrap, then write ``source`` to it."""
@@ -173,6 +210,10 @@ class ShellTransport(Transport):
         self.close()
 
     def _ensure_runner(self) -> AgentRunner | None:
+        with self._runner_lock:
+            return self._ensure_runner_locked()
+
+    def _ensure_runner_locked(self) -> AgentRunner | None:
         if self._fallback is not None:
             return None
         if self._runner is not None and self._runner.alive:
@@ -199,27 +240,56 @@ class ShellTransport(Transport):
             cwd: str | None = None, stream: OutputCallback | None = None) -> CommandResult:
         start = time.perf_counter()
         spec = run_spec(cmd, timeout=timeout, env=env, cwd=cwd)  # refuse bad values now, once
+        sent = self._send(spec)
+        if sent is None:
+            done = self._exec_once(compose(cmd, env=env, cwd=cwd) if env or cwd else cmd,
+                                   spec.timeout)
+        else:
+            done = self._collect(*sent, spec, stream)
+        return _result(done, cmd, self.target, time.perf_counter() - start)
+
+    def start(self, cmd: str, *, timeout: float, env: Mapping[str, str] | None = None,
+              cwd: str | None = None, stream: OutputCallback | None = None) -> Job[CommandResult]:
+        """Native jobs: the session's agent runs the command next to any other; cancelling
+        asks it to kill that command's process group."""
+        start = time.perf_counter()
+        spec = run_spec(cmd, timeout=timeout, env=env, cwd=cwd)
+        sent = self._send(spec)
+        if sent is None:  # no agent: each job gets a connection (and a process) of its own
+            return super().start(cmd, timeout=timeout, env=env, cwd=cwd, stream=stream)
+        runner, cid = sent
+
+        def work() -> CommandResult:
+            done = self._collect(runner, cid, spec, stream)
+            return _result(done, cmd, self.target, time.perf_counter() - start)
+
+        return Job(work, lambda: runner.cancel(cid), label=self.target.url, what=cmd)
+
+    def _send(self, spec: RunSpec) -> tuple[AgentRunner, int] | None:
+        """Hand ``spec`` to the agent (a new one if it ended while idle); None: no agent."""
         for attempt in (1, 2):
             runner = self._ensure_runner()
             if runner is None:
-                done = self._exec_once(compose(cmd, env=env, cwd=cwd) if env or cwd else cmd,
-                                       spec.timeout)
-                break
+                return None
             try:
-                done = runner.run(spec, limit=self.settings.max_output, stream=stream)
-                break
+                return runner, runner.send(spec, self.settings.max_output)
             except AgentGone:  # it died while idle and nothing ran: a new agent takes over
                 self._on_agent_lost(runner)
                 if attempt == 2 or not self.alive:
                     raise
-            except SessionBroken:  # it died while running this command
-                self._on_agent_lost(runner)
-                raise
-            except CommandTimeout:
-                if not runner.alive:
-                    self._on_unresponsive()
-                raise
-        return _result(done, cmd, self.target, time.perf_counter() - start)
+        raise AssertionError("unreachable")
+
+    def _collect(self, runner: AgentRunner, cid: int, spec: RunSpec,
+                 stream: OutputCallback | None) -> Completed:
+        try:
+            return runner.collect(cid, spec, self.settings.max_output, stream)
+        except SessionBroken:  # it died while running this command
+            self._on_agent_lost(runner)
+            raise
+        except CommandTimeout:
+            if not runner.alive:
+                self._on_unresponsive()
+            raise
 
     def open_shell(self) -> StatefulShell:
         pipes, kill = self._spawn_shell()

@@ -1,9 +1,12 @@
 """Drives the command agent over any pair of byte pipes (a local process, an SSH channel...).
 
-One reader thread turns the agent's stdout into frames; another keeps the last of its stderr for
-error messages. :meth:`AgentRunner.run` sends one request and waits for its frames, bounded
+One reader thread turns the agent's stdout into frames and hands each to the queue of the
+request it belongs to (its id), so several commands run at once on one agent: ``run`` from the
+test thread, ``target.start()`` jobs from theirs. Another thread keeps the last of the agent's
+stderr for error messages. :meth:`AgentRunner.run` (= :meth:`send` + :meth:`collect`) is bounded
 everywhere: the agent enforces the timeout and the output cap itself, and if it does not report
 within a short grace the controller asks it to kill the command, then gives up on it.
+:meth:`cancel` asks the agent to kill one running command (its whole process group).
 
 Example::
 
@@ -22,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from ..errors import CommandTimeout, OutputTooLarge, PSDirectError, SessionBroken
+from ..errors import CommandCancelled, CommandTimeout, OutputTooLarge, PSDirectError, SessionBroken
 from .agentproto import (
     Frame,
     FrameParser,
@@ -39,6 +42,9 @@ log = logging.getLogger(__name__)
 #: How long past a command's timeout the controller waits for the agent's own report, and then
 #: again for the answer to its kill request, before it gives up on the agent.
 GRACE = 0.25
+#: How long a cancelled command's collector waits for the agent to confirm the kill before it
+#: reports the cancel anyway (a stalled target: what is left ends with the session).
+CANCEL_GRACE = 2.0
 #: Seconds between keepalive pings (the agent ends itself after 45 s without a word).
 PING_EVERY = 10.0
 OutputCallback = Callable[[int, bytes], None]
@@ -53,17 +59,19 @@ class AgentGone(SessionBroken):
 
 
 class AgentRunner:
-    """One agent on one target; one command at a time."""
+    """One agent on one target; any number of commands at once, each with its own id."""
 
     def __init__(self, pipes: ShellPipes, *, label: str) -> None:
         self._pipes = pipes
         self._label = label
-        self._frames: queue.Queue[Frame | None] = queue.Queue()
+        #: request id -> the queue its frames go to (0: the hello)
+        self._routes: dict[int, queue.Queue[Frame | None]] = {0: queue.Queue()}
+        self._route_lock = threading.Lock()  # routes change and EOF is announced atomically
         self._stderr = bytearray()
-        self._lock = threading.Lock()  # one command at a time
         self._write_lock = threading.Lock()  # requests and pings never interleave
         self._stopped = threading.Event()
         self._next = 0
+        self._cancelled: set[int] = set()  # ids whose kill came from cancel(), not a timeout
         #: process groups this agent started that may still have members (commands, background
         #: jobs): what the transport kills itself if the agent dies without doing so
         self.groups: set[int] = set()
@@ -83,14 +91,18 @@ class AgentRunner:
                 for frame in parser.feed(data):
                     if frame.kind == "S":  # noted here: waking the caller for it costs time
                         self.groups.add(int(frame.payload))
-                    else:
-                        self._frames.put(frame)
+                        continue
+                    route = self._routes.get(frame.cid)
+                    if route is not None:  # else a late frame of a command given up on
+                        route.put(frame)
         except (ProtocolError, OSError, EOFError) as exc:
             log.warning("agent on %s: %s", self._label, exc)
         except Exception as exc:  # a closed channel may raise anything; it ends the stream
             log.debug("agent on %s: reader ended: %r", self._label, exc)
-        self.alive = False
-        self._frames.put(None)
+        with self._route_lock:
+            self.alive = False
+            for route in self._routes.values():
+                route.put(None)
 
     def _keepalive(self) -> None:
         while not self._stopped.wait(PING_EVERY):
@@ -119,7 +131,7 @@ class AgentRunner:
 
     def start(self, timeout: float) -> dict[str, object]:
         """Wait for the agent's hello; raise :class:`AgentUnavailable` if it ends first."""
-        frame = self._next_frame(time.monotonic() + timeout)
+        frame = self._next_frame(self._routes[0], time.monotonic() + timeout)
         if frame is None or frame.kind != "H":
             self.close()
             if frame is None and not self.alive:
@@ -133,33 +145,55 @@ class AgentRunner:
         log.debug("agent on %s ready: %s", self._label, self.info)
         return self.info
 
-    def _next_frame(self, deadline: float) -> Frame | None:
-        """The next frame, or None at EOF (marks the agent dead) or at the deadline."""
+    @staticmethod
+    def _next_frame(route: queue.Queue[Frame | None], deadline: float) -> Frame | None:
+        """The next frame of one request, or None at EOF or at the deadline."""
         try:
-            frame = self._frames.get(timeout=max(0.0, deadline - time.monotonic()))
+            frame = route.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             return None
-        if frame is None:
-            self.alive = False
         return frame
 
     def run(self, spec: RunSpec, *, limit: int,
             stream: OutputCallback | None = None) -> Completed:
         """Run a checked command through the agent; output is collected (and passed to
         ``stream``)."""
-        with self._lock:
+        return self.collect(self.send(spec, limit), spec, limit, stream)
+
+    def send(self, spec: RunSpec, limit: int) -> int:
+        """Start a checked command; return its id (for :meth:`collect` and :meth:`cancel`)."""
+        with self._route_lock:
             if not self.alive:
                 raise AgentGone("the command agent has ended", target=self._label)
             self._next += 1
             cid = self._next
-            request = encode_run(cid, spec, limit)
-            try:
-                self._write(request)
-            except (OSError, EOFError) as exc:
-                self.close()
-                raise AgentGone(f"cannot send to the command agent: {exc}",
-                                target=self._label) from None
+            self._routes[cid] = queue.Queue()
+        try:
+            self._write(encode_run(cid, spec, limit))
+        except (OSError, EOFError) as exc:
+            self._routes.pop(cid, None)
+            self.close()
+            raise AgentGone(f"cannot send to the command agent: {exc}",
+                            target=self._label) from None
+        return cid
+
+    def collect(self, cid: int, spec: RunSpec, limit: int,
+                stream: OutputCallback | None = None) -> Completed:
+        """Wait for command ``cid`` (from :meth:`send`) to end; bounded by its timeout."""
+        try:
             return self._collect(cid, spec.cmd, spec.timeout, limit, stream)
+        finally:
+            self._routes.pop(cid, None)
+            self._cancelled.discard(cid)
+
+    def cancel(self, cid: int) -> None:
+        """Ask the agent to kill command ``cid``; :meth:`collect` then raises
+        :class:`~pytest_psdirect.errors.CommandCancelled`."""
+        route = self._routes.get(cid)
+        if route is not None:
+            self._cancelled.add(cid)
+            self._send_kill(cid)
+            route.put(Frame("C", cid, b""))  # wakes the collector: the kill's answer is due
 
     def _collect(self, cid: int, cmd: str, timeout: float, limit: int,
                  stream: OutputCallback | None) -> Completed:
@@ -168,8 +202,9 @@ class AgentRunner:
         out, err = io.BytesIO(), io.BytesIO()
         deadline = time.monotonic() + timeout + GRACE
         asked_kill = False
+        route = self._routes[cid]
         while True:
-            frame = self._next_frame(deadline)
+            frame = self._next_frame(route, deadline)
             if frame is None:
                 if not self.alive:
                     raise SessionBroken(
@@ -177,6 +212,12 @@ class AgentRunner:
                         + (f": {self._stderr_text()}" if self._stderr else ""),
                         target=self._label, hint="it was killed on the target or the connection "
                         "dropped; the next command starts a new agent")
+                if cid in self._cancelled:
+                    raise CommandCancelled(
+                        f"command was cancelled; the target did not confirm the kill within "
+                        f"{CANCEL_GRACE:g}s", target=self._label, command=cmd,
+                        stdout=out.getvalue(), stderr=err.getvalue(),
+                        hint="what it left ends when the session closes")
                 if asked_kill:  # the transport drops the connection (see _on_unresponsive)
                     self.alive = False
                     self._stopped.set()
@@ -188,8 +229,9 @@ class AgentRunner:
                 self._send_kill(cid)
                 asked_kill, deadline = True, time.monotonic() + GRACE
                 continue
-            if frame.cid != cid:
-                continue  # a late frame of an earlier command
+            if frame.kind == "C":  # cancel() was called: wait for the agent's X briefly
+                deadline = min(deadline, time.monotonic() + CANCEL_GRACE)
+                continue
             if frame.kind in ("1", "2"):
                 (out if frame.kind == "1" else err).write(frame.payload)
                 if stream is not None:
@@ -210,6 +252,10 @@ class AgentRunner:
     def _finish(self, info: dict[str, object], cid: int, cmd: str, timeout: float, limit: int,
                 out: io.BytesIO, err: io.BytesIO) -> Completed:
         why = info.get("why")
+        if why == "killed" and cid in self._cancelled:
+            raise CommandCancelled("command was cancelled and its processes killed",
+                                   target=self._label, command=cmd, stdout=out.getvalue(),
+                                   stderr=err.getvalue())
         if why in ("timeout", "killed"):
             raise CommandTimeout(f"command timed out after {timeout:g}s and was killed",
                                  target=self._label, command=cmd, timeout=timeout,

@@ -1,0 +1,1 @@
+"""``psdirect shell``: the interactive console (``console``) and its sans-IO state (``state``)."""
