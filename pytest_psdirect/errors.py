@@ -217,3 +217,7 @@ class CheckpointNotFound(VMLifecycleError):
     """Restore-VMSnapshot / Remove-VMSnapshot: the VM has no checkpoint of that name."""
 
     default_hint = "list the VM's checkpoints on the host: Get-VMCheckpoint -VMName NAME"
+
+
+class ComplianceError(PSDirectError, ValueError):
+    """A compliance resource, reason, waiver or report input breaks its contract."""

@@ -35,6 +35,9 @@ from .transports.shellproto import format_command
 if TYPE_CHECKING:
     import testinfra.host
 
+    from .compliance.model import ComplianceResult, Mode, Resource
+    from .compliance.runner import Checker
+
 log = logging.getLogger(__name__)
 CredentialLookup = Callable[[Target, bool], Credential | None]
 
@@ -52,6 +55,7 @@ class TargetSession:
         self._on_reopened = on_reopened
         self._dead: PSDirectError | None = None  # a failed reopen: every later call raises it
         self._testinfra: testinfra.host.Host | None = None
+        self._checker: Checker | None = None
 
     # -- identity ----------------------------------------------------------------------------
     @property
@@ -212,6 +216,25 @@ class TargetSession:
 
             self._testinfra = make_host(self)
         return self._testinfra
+
+    # -- compliance ---------------------------------------------------------------------------
+    @property
+    def checker(self) -> Checker:
+        """This session's :class:`~pytest_psdirect.compliance.Checker` (mode, batches, results)."""
+        if self._checker is None:
+            from .compliance.runner import Checker
+
+            self._checker = Checker(self)
+        return self._checker
+
+    def check(self, resource: Resource, mode: Mode | str | None = None) -> ComplianceResult:
+        """Check a compliance resource here (Audit, or AuditAndSet per ``mode`` or
+        ``--compliance-mode``).
+
+        >>> assert_compliant(target.check(Sysctl("net.ipv4.ip_forward", 0)))   # doctest: +SKIP
+        """
+        __tracebackhide__ = True
+        return self.checker.check(resource, mode)
 
     def close(self) -> None:
         """Close the transport (idempotent)."""

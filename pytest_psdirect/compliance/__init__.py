@@ -1,0 +1,23 @@
+"""Compliance: Reasons, DSC-style resources (Audit / AuditAndSet), assertion helpers.
+
+Example::
+
+    from pytest_psdirect.compliance import File, SshdSetting, assert_compliant
+
+    def test_sshd_root(target):
+        assert_compliant(target.check(SshdSetting("permitrootlogin", "no")))
+"""
+
+from .assertions import assert_compliant, assert_reason, describe
+from .model import ComplianceResult, Mode, Observed, Reason, Resource
+from .resources.accounts import Group, User
+from .resources.files import File, MountOption
+from .resources.system import KernelModule, Package, Service, SshdSetting, Sysctl
+from .runner import Checker
+from .shell import ShellResource, q
+
+__all__ = [
+    "Checker", "ComplianceResult", "File", "Group", "KernelModule", "Mode", "MountOption",
+    "Observed", "Package", "Reason", "Resource", "Service", "ShellResource", "SshdSetting",
+    "Sysctl", "User", "assert_compliant", "assert_reason", "describe", "q",
+]
