@@ -61,7 +61,10 @@ def parse_output(data: bytes, nonce: str, count: int, target: str | None = None)
     for index in range(count):
         end = data.find(b"\n", pos)
         header = data[pos:end].decode("ascii", errors="replace").split() if end >= 0 else []
-        if len(header) != 5 or header[0] != nonce or header[1] != str(index):
+        whole = len(header) == 5 and header[0] == nonce and header[1] == str(index) and \
+            all(v.isdigit() for v in header[2:]) and \
+            end + 1 + int(header[3]) + int(header[4]) <= len(data)
+        if not whole:
             raise ComplianceError(
                 f"the batch's output ended or broke at check {index + 1} of {count} "
                 f"(header {data[pos:pos + 80]!r})", target=target,

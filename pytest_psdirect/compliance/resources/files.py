@@ -107,8 +107,8 @@ class File(ShellResource):
         p = q(self.path)
         if not self.exists:
             return f"rm -f -- {p}"
-        if self.contains is not None and self.content is None:
-            return None  # a pattern says what to look for, not what to write
+        # a ``contains`` pattern says what to look for, not what to write: set leaves the
+        # content alone, and the re-audit after it still reports file:file:content
         steps = []
         if self.content is not None:
             steps.append(f"printf '%s' {q(self.content)} > {p}")
