@@ -100,7 +100,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         f" · mode {_e(report['mode'])} · {len(targets)} target(s) · {len(checks)} check(s)</div>"
         f'<p class="legend">{legend}</p>'
         f'<table><thead><tr><th>check</th>{head}</tr></thead><tbody>'
-        f'<tr class="totals"><td>target status</td>{status_row}</tr>'
+        f'<tr class="status"><td><b>target status</b></td>{status_row}</tr>'
         + "".join(rows) + f'<tr class="totals"><td>totals</td>{totals}</tr></tbody></table>'
         + _baseline(report) + "</body></html>\n")
 
