@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_psdirect.compliance import ComplianceResult, File, Mode, Reason, assert_compliant
-from pytest_psdirect.compliance import assert_reason
+from pytest_psdirect.compliance import ComplianceResult, File, Mode, Reason, assert_compliant, assert_reason
 from pytest_psdirect.compliance.batch import build_script, parse_output
 from pytest_psdirect.compliance.waivers import load_waivers, split_expired
 from pytest_psdirect.errors import ComplianceError
@@ -80,8 +79,10 @@ def test_frames_stay_apart_whatever_a_fragment_prints() -> None:
         (0, b"plain\n", b""), (4, b"no newline", b"err"),
         (0, b"NONCE 1 0 3 0\nabc\n\x00\xff", b""), (7, b"", b"")]
     assert frames[4].stdout.splitlines()[-1] == b"20000" and frames[5].stdout == b"tried\n"
-    with pytest.raises(ComplianceError, match="broke at check 2 of 2"):
-        parse_output(out[:40], nonce, 2, target="local://")
+    with pytest.raises(ComplianceError, match="broke at check 6 of 6"):
+        parse_output(out[:-3], nonce, len(HOSTILE), target="local://")  # cut short
+    with pytest.raises(ComplianceError, match="broke at check 1 of 7"):
+        parse_output(out, nonce, len(HOSTILE) + 1, target="local://")
 
 
 def test_waivers_file(tmp_path: Path) -> None:

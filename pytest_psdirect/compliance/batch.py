@@ -1,10 +1,11 @@
 """Many shell fragments in one remote script, each one's output framed so none can corrupt another.
 
 Each fragment runs in its own subshell with stdin from /dev/null; its stdout and stderr go to
-files in a private temporary folder, then the script prints a header line
-``<nonce> <index> <rc> <stdout length> <stderr length>`` followed by exactly those bytes. The
-parser reads by length, and checks the nonce (random per batch) and the index of every header:
-whatever a fragment prints (a fake header, binary, no trailing newline) stays inside its frame.
+files ``N.o`` and ``N.e`` in a private temporary folder. At the end the script prints one line
+``<nonce> <rc 0> <rc 1> ...``, then ``wc -c`` of every file in order, then the files' bytes
+(one ``cat``). The parser slices the bytes by those lengths, so whatever a fragment prints (a
+fake header, binary, no trailing newline) stays inside its own frame; the nonce is random per
+batch. Framing costs one fork per fragment (its subshell) plus three per batch.
 
 Example::
 
@@ -47,33 +48,42 @@ def build_script(fragments: Sequence[str], nonce: str | None = None) -> tuple[st
              '__psd_d=$(mktemp -d) || exit 97',
              "trap 'rm -rf \"$__psd_d\"' EXIT"]
     for index, fragment in enumerate(fragments):
-        lines.append(f'( {fragment}\n) >"$__psd_d/o" 2>"$__psd_d/e" </dev/null; __psd_rc=$?')
-        lines.append(f'printf \'%s %d %d %d %d\\n\' {nonce} {index} "$__psd_rc" '
-                     '"$(wc -c <"$__psd_d/o")" "$(wc -c <"$__psd_d/e")"; '
-                     'cat "$__psd_d/o" "$__psd_d/e"')
+        lines.append(f'( {fragment}\n) >"$__psd_d/{index}.o" 2>"$__psd_d/{index}.e" </dev/null; '
+                     f'__psd_r{index}=$?')
+    rcs = " ".join(f'"$__psd_r{i}"' for i in range(len(fragments)))
+    files = " ".join(f"{i}.o {i}.e" for i in range(len(fragments)))
+    lines.append(f"printf '%s' {nonce}; printf ' %s' {rcs}; printf '\\n'")
+    lines.append(f'cd "$__psd_d" && wc -c {files} && cat {files}')
     return "\n".join(lines) + "\n", nonce
+
+
+def _broken(index: int, count: int, data: bytes, target: str | None) -> ComplianceError:
+    return ComplianceError(
+        f"the batch's output ended or broke at check {index + 1} of {count} "
+        f"(starts {data[:80]!r})", target=target,
+        hint="the target's shell must be POSIX sh with mktemp, wc and cat; a killed batch "
+             "(timeout) leaves later checks unread")
 
 
 def parse_output(data: bytes, nonce: str, count: int, target: str | None = None) -> list[Frame]:
     """The frames of a batch's stdout; a missing or malformed frame is a ComplianceError."""
-    frames: list[Frame] = []
-    pos = 0
+    lines = data.split(b"\n", 2 * count + 2)  # header, 2N sizes, "total", the bytes
+    header = lines[0].decode("ascii", errors="replace").split()
+    if len(header) != count + 1 or header[0] != nonce or len(lines) < 2 * count + 3:
+        raise _broken(0, count, data, target)
+    sizes = []
+    for line in lines[1:2 * count + 1]:
+        size = line.split()[:1]
+        if not size or not size[0].isdigit():
+            raise _broken(len(sizes) // 2, count, data, target)
+        sizes.append(int(size[0]))
+    body = lines[-1]
+    frames, pos = [], 0
     for index in range(count):
-        end = data.find(b"\n", pos)
-        header = data[pos:end].decode("ascii", errors="replace").split() if end >= 0 else []
-        whole = len(header) == 5 and header[0] == nonce and header[1] == str(index) and \
-            all(v.isdigit() for v in header[2:]) and \
-            end + 1 + int(header[3]) + int(header[4]) <= len(data)
-        if not whole:
-            raise ComplianceError(
-                f"the batch's output ended or broke at check {index + 1} of {count} "
-                f"(header {data[pos:pos + 80]!r})", target=target,
-                hint="the target's shell must be POSIX sh with mktemp and wc; a killed batch "
-                     "(timeout) leaves later checks unread")
-        rc, out_len, err_len = (int(v) for v in header[2:])
-        start = end + 1
-        stdout = data[start:start + out_len]
-        stderr = data[start + out_len:start + out_len + err_len]
-        pos = start + out_len + err_len
-        frames.append(Frame(rc, stdout, stderr))
+        out_len, err_len = sizes[2 * index], sizes[2 * index + 1]
+        if pos + out_len + err_len > len(body) or not header[index + 1].isdigit():
+            raise _broken(index, count, data, target)
+        frames.append(Frame(int(header[index + 1]), body[pos:pos + out_len],
+                            body[pos + out_len:pos + out_len + err_len]))
+        pos += out_len + err_len
     return frames

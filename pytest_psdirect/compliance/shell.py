@@ -87,9 +87,12 @@ def run_batch(target: TargetSession, fragments: Sequence[str]) -> list[Frame]:
 
 
 def get_many(target: TargetSession, resources: Sequence[ShellResource]) -> list[Observed]:
-    """Get every resource in one round trip."""
-    frames = run_batch(target, [r.probe() for r in resources])
-    return [r.observe(f) for r, f in zip(resources, frames, strict=True)]
+    """Get every resource in one round trip; identical probes (every ``sshd -T``, every read
+    of /proc/self/mounts) run once and their frame goes to each resource that asked."""
+    probes = [r.probe() for r in resources]
+    unique = list(dict.fromkeys(probes))
+    frames = dict(zip(unique, run_batch(target, unique), strict=True))
+    return [r.observe(frames[p]) for r, p in zip(resources, probes, strict=True)]
 
 
 def set_many(target: TargetSession, resources: Sequence[ShellResource]) -> None:

@@ -153,6 +153,20 @@ class Sysctl(ShellResource):
         return f"printf '%s\\n' {q(self.value)} > {q(self.proc_path)}"
 
 
+#: services: systemd's units (active ones, enabled unit files), else the process table + rc links
+_SERVICES = (
+    "if [ -d /run/systemd/system ]; then echo manager systemd; "
+    "systemctl list-units --type=service --all --no-legend --plain 2>/dev/null | "
+    "while read -r u load act sub rest; do echo \"unit $u\"; "
+    "[ \"$act\" = active ] && echo \"active $u\"; done; "
+    "systemctl list-unit-files --type=service --no-legend 2>/dev/null | "
+    "while read -r u st rest; do [ \"$st\" = enabled ] && echo \"enabled $u\"; "
+    "[ \"$st\" = disabled ] && echo \"unit $u\"; done; "
+    "else echo manager none; ps -e -o comm= | sed 's/^/comm /'; "
+    "for f in /etc/rc[2345].d/S*; do [ -e \"$f\" ] && echo \"rc ${f##*/S[0-9][0-9]}\"; "
+    "done; fi; exit 0")
+
+
 @dataclass(frozen=True)
 class Service(ShellResource):
     """A service: running or not (systemd, else the process table), enabled when known."""
@@ -175,20 +189,22 @@ class Service(ShellResource):
         return wanted
 
     def probe(self) -> str:
-        s = q(self.service)
-        return (f"if [ -d /run/systemd/system ]; then echo manager systemd; "
-                f"echo active $(systemctl is-active {s} 2>/dev/null); "
-                f"echo enabled $(systemctl is-enabled {s} 2>/dev/null); "
-                f"else echo manager none; if pgrep -x {s} >/dev/null; then echo active active; "
-                f"else echo active inactive; fi; "
-                f"if ls /etc/rc[2345].d/S*{s} >/dev/null 2>&1; then echo enabled enabled; "
-                f"else echo enabled unknown; fi; fi")
+        # the same listing for every service: a batch reads it once (identical probes run once)
+        return _SERVICES
 
     def parse(self, frame: Frame) -> dict[str, Any]:
-        kv = lines_kv(frame.text)
-        enabled = kv.get("enabled", "")
-        return {"manager": kv.get("manager"), "running": kv.get("active") == "active",
-                "enabled": None if enabled in ("", "unknown") else enabled == "enabled"}
+        lines = frame.text.splitlines()
+        manager = lines[0].split()[-1] if lines else "none"
+        if manager == "systemd":
+            active = {ln.split()[1] for ln in lines if ln.startswith("active ")}
+            enabled_units = {ln.split()[1] for ln in lines if ln.startswith("enabled ")}
+            unit = self.service if "." in self.service else f"{self.service}.service"
+            known = {ln.split()[1] for ln in lines if ln.startswith(("unit ", "enabled "))}
+            return {"manager": manager, "running": unit in active,
+                    "enabled": unit in enabled_units if unit in known else None}
+        running = any(ln == f"comm {self.service}" for ln in lines)
+        rc = any(ln.startswith("rc ") and ln.endswith(self.service) for ln in lines)
+        return {"manager": manager, "running": running, "enabled": True if rc else None}
 
     def evaluate(self, props: Mapping[str, Any]) -> list[Reason]:
         reasons = []
@@ -202,6 +218,15 @@ class Service(ShellResource):
             reasons.append(self.reason(word, f"The service {self.service} is "
                                              f"{'not ' if self.enabled else ''}enabled at boot."))
         return reasons
+
+
+#: every installed package: ``name|status|version`` lines after the manager's name
+_PACKAGES = (
+    "if command -v dpkg-query >/dev/null; then echo dpkg; "
+    "dpkg-query -W -f='${Package}|${Status}|${Version}\\n'; "
+    "elif command -v rpm >/dev/null; then echo rpm; "
+    "rpm -qa --qf '%{NAME}|install ok installed|%{VERSION}-%{RELEASE}\\n'; "
+    "else echo nomanager; fi")
 
 
 @dataclass(frozen=True)
@@ -222,19 +247,18 @@ class Package(ShellResource):
         return {"installed": self.installed}
 
     def probe(self) -> str:
-        p = q(self.package)
-        return (f"if command -v dpkg-query >/dev/null; then "
-                f"dpkg-query -W -f='${{Status}}|${{Version}}' {p} 2>/dev/null; "
-                f"elif command -v rpm >/dev/null; then "
-                f"rpm -q --qf 'install ok installed|%{{VERSION}}-%{{RELEASE}}' {p} 2>/dev/null; "
-                f"else echo 'nomanager|'; fi")
+        return _PACKAGES  # one listing for every package: a batch reads it once
 
     def parse(self, frame: Frame) -> dict[str, Any]:
-        status, _, version = frame.text.strip().partition("|")
-        if status == "nomanager":
+        lines = frame.text.splitlines()
+        if not lines or lines[0] == "nomanager":
             return {"installed": None, "version": None}
-        ok = frame.rc == 0 and status.endswith("installed") and "not-installed" not in status
-        return {"installed": ok, "version": version if ok else None}
+        for line in lines[1:]:
+            name, _, rest = line.partition("|")
+            status, _, version = rest.partition("|")
+            if name.split(":")[0] == self.package and status.endswith(" installed"):
+                return {"installed": True, "version": version}
+        return {"installed": False, "version": None}
 
     def evaluate(self, props: Mapping[str, Any]) -> list[Reason]:
         if props["installed"] is None:
