@@ -71,7 +71,7 @@ def parse_output(data: bytes, nonce: str, count: int, target: str | None = None)
     header = lines[0].decode("ascii", errors="replace").split()
     if len(header) != count + 1 or header[0] != nonce or len(lines) < 2 * count + 3:
         raise _broken(0, count, data, target)
-    sizes = []
+    sizes: list[int] = []
     for line in lines[1:2 * count + 1]:
         size = line.split()[:1]
         if not size or not size[0].isdigit():
