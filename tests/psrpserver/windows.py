@@ -63,9 +63,12 @@ class FeatureState(PSEnumBase):
     DisabledWithPayloadRemoved = 6
 
 
-# "True"/"False" are keywords, not identifiers: the enum is made with the functional API
-GpoBoolean = PSType(["Microsoft.PowerShell.Cmdletization.GeneratedTypes.NetSecurity.GpoBoolean"])(
-    PSEnumBase("GpoBoolean", {"False": 0, "True": 1, "NotConfigured": 2}))  # type: ignore[call-overload]
+@PSType(["Microsoft.PowerShell.Cmdletization.GeneratedTypes.NetSecurity.GpoBoolean"])
+class GpoBoolean(PSEnumBase):
+    # "False"/"True" are keywords, not identifiers: set through the class namespace
+    locals()["False"] = 0
+    locals()["True"] = 1
+    NotConfigured = 2
 
 
 @PSType(["Microsoft.PowerShell.Cmdletization.GeneratedTypes.NetSecurity.Action"])
@@ -160,8 +163,10 @@ def firewall(ctx: Context) -> None:
     ctx.output(_object(["Selected.Microsoft.Management.Infrastructure.CimInstance",
                         "System.Management.Automation.PSCustomObject"],
                        Name=ctx.params["Name"], Enabled=enabled,
-                       DefaultInboundAction=Action[profile["DefaultInboundAction"]],
-                       DefaultOutboundAction=Action.NotConfigured))
+                       DefaultInboundAction=Action[profile["DefaultInboundAction"]]))
+    # (psrpcore's enum members share one PSObject per enum type, so a second Action value in
+    # the same object would be serialized with the first one's ToString: the resource does not
+    # select DefaultOutboundAction, and neither does this answer)
 
 
 def audit_policy(ctx: Context) -> None:

@@ -268,8 +268,7 @@ class FirewallProfile(PSResource):
         "# psdirect:compliance-firewall\n"
         "param($Name)\n"
         "Get-NetFirewallProfile -Name $Name | "
-        "Select-Object -Property @('Name', 'Enabled', 'DefaultInboundAction', "
-        "'DefaultOutboundAction')\n")
+        "Select-Object -Property @('Name', 'Enabled', 'DefaultInboundAction')\n")
     profile: str
     enabled: bool = True
     default_inbound: str | None = None
