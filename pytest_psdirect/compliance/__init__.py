@@ -12,12 +12,24 @@ from .assertions import assert_compliant, assert_reason, describe
 from .model import ComplianceResult, Mode, Observed, Reason, Resource
 from .resources.accounts import Group, User
 from .resources.files import File, MountOption
+from .psresource import PSResource
+from .resources.dsc import DscResource
 from .resources.system import KernelModule, Package, Service, SshdSetting, Sysctl
+from .resources.windows import (
+    AccountPolicy,
+    AuditPolicy,
+    FirewallProfile,
+    OptionalFeature,
+    RegistryValue,
+    WindowsService,
+)
 from .runner import Checker
 from .shell import ShellResource, q
 
 __all__ = [
-    "Checker", "ComplianceResult", "File", "Group", "KernelModule", "Mode", "MountOption",
-    "Observed", "Package", "Reason", "Resource", "Service", "ShellResource", "SshdSetting",
-    "Sysctl", "User", "assert_compliant", "assert_reason", "describe", "q",
+    "AccountPolicy", "AuditPolicy", "Checker", "ComplianceResult", "DscResource", "File",
+    "FirewallProfile", "Group", "KernelModule", "Mode", "MountOption", "Observed",
+    "OptionalFeature", "PSResource", "Package", "Reason", "RegistryValue", "Resource", "Service",
+    "ShellResource", "SshdSetting", "Sysctl", "User", "WindowsService", "assert_compliant",
+    "assert_reason", "describe", "q",
 ]
