@@ -10,10 +10,10 @@ Example::
 
 from .assertions import assert_compliant, assert_reason, describe
 from .model import ComplianceResult, Mode, Observed, Reason, Resource
-from .resources.accounts import Group, User
-from .resources.files import File, MountOption
 from .psresource import PSResource
+from .resources.accounts import Group, User
 from .resources.dsc import DscResource
+from .resources.files import File, MountOption
 from .resources.system import KernelModule, Package, Service, SshdSetting, Sysctl
 from .resources.windows import (
     AccountPolicy,
