@@ -15,6 +15,7 @@ from psrpserver.windows import HANDLERS as SIMULATED
 
 from pytest_psdirect import SessionPool, Settings, TargetSession, TransportRegistry, parse_target
 from pytest_psdirect.compliance import assert_compliant, assert_reason
+from pytest_psdirect.compliance.psresource import BATCH
 from pytest_psdirect.compliance.resources.dsc import DscResource
 from pytest_psdirect.compliance.resources.windows import (
     AccountPolicy,
@@ -142,6 +143,16 @@ def test_a_weak_machine_gets_a_reason_for_each_weakness(weak: TargetSession) -> 
     assert dsc.properties["AuditFlag"] == "Success" and not dsc.properties["InDesiredState"]
 
 
+def test_one_pipeline_answers_what_one_call_per_check_answers(weak: TargetSession) -> None:
+    batched = weak.checker.check_all(BASELINE)
+    assert weak.checker.round_trips == 1
+    single = [weak.check(resource) for resource in BASELINE]
+    assert weak.checker.round_trips == 1 + len(BASELINE)
+    assert [(r.compliant, r.reasons, dict(r.properties)) for r in batched] == \
+        [(r.compliant, r.reasons, dict(r.properties)) for r in single]
+    assert sum(not r.compliant for r in batched) == 8
+
+
 def test_a_dsc_resource_with_a_malformed_reason_code_is_an_error(weak: TargetSession) -> None:
     with pytest.raises(ComplianceError, match="'Broken:Other:x' breaks the rule 'the resource "
                                               "name is repeated"):
@@ -166,7 +177,7 @@ def test_audit_and_set_remediates_registry_service_and_dsc(weak: TargetSession,
 SCRIPTS = {f"{cls.__name__}.{attr}": getattr(cls, attr)
            for cls in (RegistryValue, WindowsService, OptionalFeature, AccountPolicy,
                        FirewallProfile, AuditPolicy, DscResource)
-           for attr in ("script", "set_script") if getattr(cls, attr)}
+           for attr in ("script", "set_script") if getattr(cls, attr)} | {"batch": BATCH}
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))

@@ -52,7 +52,8 @@ class PSResource(Resource):
     def set_params(self) -> dict[str, Any]:
         return self.params()
 
-    def parse(self, output: Sequence[Any], errors: Sequence[ErrorRecord]) -> dict[str, Any]:
+    def parse(self, output: Sequence[Any],
+              errors: Sequence[ErrorRecord | str]) -> dict[str, Any]:
         raise NotImplementedError
 
     def evaluate(self, props: Mapping[str, Any]) -> list[Reason]:
@@ -77,6 +78,46 @@ class PSResource(Resource):
             raise ComplianceError(f"remediation of {self.id} failed: {shown}",
                                   target=target.url,
                                   hint="the account may lack the rights (Administrator)")
+
+
+#: many PSResources in one pipeline: each check's (constant) script runs as a script block with
+#: its values splatted as parameters; its output and errors come back in an object of its own
+BATCH = (
+    "# psdirect:compliance-batch\n"
+    "param($Checks)\n"
+    "foreach ($check in $Checks) {\n"
+    "  $block = [scriptblock]::Create($check.Script)\n"
+    "  $values = $check.Params\n"
+    "  $all = try { & $block @values 2>&1 } catch { $_ }\n"
+    "  $errors = @($all | Where-Object { $_ -is [System.Management.Automation.ErrorRecord] })\n"
+    "  $output = @($all | Where-Object { $_ -isnot [System.Management.Automation.ErrorRecord] })\n"
+    "  [pscustomobject]@{Index = $check.Index; Output = $output;\n"
+    "    Errors = @($errors | ForEach-Object { $_.ToString() })}\n"
+    "}\n")
+
+
+def get_many_ps(target: TargetSession, resources: Sequence[PSResource]) -> list[Observed]:
+    """Get every resource in one PowerShell pipeline (one round trip)."""
+    checks = [{"Index": i, "Script": r.script, "Params": r.params()}
+              for i, r in enumerate(resources)]
+    result = target.run_ps(BATCH, parameters={"Checks": checks})
+    answers: dict[int, Mapping[str, Any]] = {}
+    for item in result.output:
+        if isinstance(item, Mapping) and isinstance(item.get("Index"), int):
+            answers[item["Index"]] = item
+    missing = [r.id for i, r in enumerate(resources) if i not in answers]
+    if missing:
+        shown = "; ".join(str(e) for e in result.errors[:3]) or "no error record"
+        raise ComplianceError(f"the PowerShell batch returned nothing for {missing[:5]} "
+                              f"({len(missing)} of {len(resources)}): {shown}",
+                              target=target.url, hint="run the checks one by one to see why")
+    observed = []
+    for index, resource in enumerate(resources):
+        answer = answers[index]
+        props = resource.parse(list(answer.get("Output") or []),
+                               [str(e) for e in answer.get("Errors") or []])
+        observed.append(Observed(props, tuple(resource.evaluate(props))))
+    return observed
 
 
 def first(output: Sequence[Any]) -> Mapping[str, Any] | None:

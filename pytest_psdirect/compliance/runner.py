@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from .model import ComplianceResult, Mode, Observed, Reason, Resource
+from .psresource import PSResource, get_many_ps
 from .shell import ShellResource, get_many, set_many
 
 if TYPE_CHECKING:
@@ -44,13 +45,19 @@ class Checker:
         self.round_trips = 0
 
     def prefetch(self, resources: Iterable[Resource]) -> None:
-        """Get every batchable resource not yet fetched, in one round trip."""
-        todo = [r for r in dict.fromkeys(resources)
-                if isinstance(r, ShellResource) and r not in self._prefetched]
-        if not todo:
-            return
+        """Get every batchable resource not yet fetched: shell ones in one round trip,
+        PowerShell ones in one pipeline."""
+        fresh = [r for r in dict.fromkeys(resources) if r not in self._prefetched]
+        shell = [r for r in fresh if isinstance(r, ShellResource)]
+        ps = [r for r in fresh if isinstance(r, PSResource)]
+        if shell:
+            self._store(shell, lambda: get_many(self.session, shell))
+        if ps:
+            self._store(ps, lambda: get_many_ps(self.session, ps))
+
+    def _store(self, todo: Sequence[Resource], fetch: Callable[[], list[Observed]]) -> None:
         start = time.monotonic()
-        observed = get_many(self.session, todo)
+        observed = fetch()
         self.round_trips += 1
         share = (time.monotonic() - start) / len(todo)
         log.debug("prefetched %d checks on %s", len(todo), self.session.url)

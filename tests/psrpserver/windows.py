@@ -192,7 +192,36 @@ def dsc_set(ctx: Context) -> None:
     _save(state)
 
 
+class _Capture:
+    """What one check of a batch writes (the batch script's ``2>&1`` split into two lists)."""
+
+    def __init__(self, check: dict[str, Any]) -> None:
+        self.script: str = check["Script"]
+        self.params: dict[str, Any] = dict(check["Params"] or {})
+        self.args: list[Any] = []
+        self.out: list[Any] = []
+        self.errors: list[str] = []
+
+    def output(self, *values: Any) -> None:
+        self.out.extend(values)
+
+    def error(self, message: str, **kwargs: Any) -> None:
+        self.errors.append(message)
+
+
+def batch(ctx: Context) -> None:
+    """``# psdirect:compliance-batch``: each check's script run by its own handler; one
+    ``[pscustomobject]@{Index; Output; Errors}`` per check, as the batch script writes them."""
+    for check in ctx.params["Checks"]:
+        capture = _Capture(check)
+        handler = next(h for marker, h in HANDLERS.items() if marker in capture.script)
+        handler(capture)  # type: ignore[arg-type]
+        ctx.output(PSCustomObject(Index=check["Index"], Output=capture.out,
+                                  Errors=capture.errors))
+
+
 HANDLERS: dict[str, Handler] = {
+    "# psdirect:compliance-batch\n": batch,
     "# psdirect:compliance-registry\n": registry,
     "# psdirect:compliance-registry-set\n": registry_set,
     "# psdirect:compliance-service\n": service,
