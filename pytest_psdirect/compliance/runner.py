@@ -8,7 +8,8 @@ plugin reads to report per test.
 
 AuditAndSet follows Machine Configuration: test -> set only when non-compliant -> test again ->
 get. Here Test is "Get returned no reasons", so it is get -> set -> get, and the result carries
-the reasons that were remediated in ``before``.
+the reasons that were remediated in ``before``. A resource that cannot be set (no fix, e.g. an
+sshd setting or an optional feature) is audited only: its result says ``remediated=False``.
 
 Example::
 
@@ -78,7 +79,9 @@ class Checker:
         observed, duration = self._get(resource)
         before: tuple[Reason, ...] = ()
         remediated = False
-        if mode is Mode.AUDIT_AND_SET and observed.reasons:
+        if mode is Mode.AUDIT_AND_SET and observed.reasons and not resource.can_set:
+            log.info("%s: %s cannot be set: audited only", self.session.url, resource.id)
+        elif mode is Mode.AUDIT_AND_SET and observed.reasons:
             start = time.monotonic()
             before = tuple(observed.reasons)
             log.info("%s: remediating %s (%d reasons)", self.session.url, resource.id,
@@ -105,7 +108,7 @@ class Checker:
         return [self.check(r, mode) for r in resources]
 
     def _check_all_and_set(self, resources: Sequence[Resource]) -> list[ComplianceResult]:
-        batchable = [r for r in resources if isinstance(r, ShellResource)
+        batchable = [r for r in resources if isinstance(r, ShellResource) and r.can_set
                      and r in self._prefetched and self._prefetched[r][0].reasons]
         before: dict[Resource, tuple[Reason, ...]] = {
             r: tuple(self._prefetched[r][0].reasons) for r in batchable}
