@@ -90,10 +90,9 @@ def _pwsh(directory: Path, name: str, state: Path) -> str:
 
 
 def _report(path: Path) -> dict[str, dict[str, Any]]:
-    """Target -> check -> row; pytest escapes a backslash in test ids (\\ -> \\\\): undone."""
+    """Target -> check (as written, not as pytest escapes it in ids) -> row."""
     data = json.loads(path.read_text())
-    return {t["target"]: {c["check"].replace("\\\\", "\\"): c for c in t["checks"]}
-            for t in data["targets"]}
+    return {t["target"]: {c["check"]: c for c in t["checks"]} for t in data["targets"]}
 
 
 def test_green_on_a_hardened_server_reasons_on_a_weak_one_then_remediated(

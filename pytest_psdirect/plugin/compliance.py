@@ -181,7 +181,8 @@ class CompliancePlugin:
         row = self.rows.get(report.nodeid)
         if row is None:
             row = self.rows[report.nodeid] = Row(
-                str(url), str(props.get("psdirect_check") or report.nodeid), report.nodeid,
+                str(url), _readable(str(props.get("psdirect_check") or report.nodeid)),
+                report.nodeid,
                 waiver=data.get("waiver"), marks=data.get("marks") or {})
         row.duration += report.duration
         if report.when == "call":
@@ -235,6 +236,18 @@ def _status(report: pytest.TestReport, row: Row) -> str | None:
     if report.skipped:
         return "Skipped"
     return None
+
+
+def _readable(test_id: str) -> str:
+    r"""A test id as written: pytest escapes ``\`` and non-ASCII in ids; the reports undo it.
+
+    >>> _readable(r"test_registry[HKLM:\\SYSTEM]"), _readable(r"t[caf\xe9]")
+    ('test_registry[HKLM:\\SYSTEM]', 't[café]')
+    """
+    try:
+        return test_id.encode("ascii").decode("unicode_escape")
+    except (UnicodeError, ValueError):
+        return test_id
 
 
 def _first_line(report: pytest.TestReport) -> str:
