@@ -143,8 +143,10 @@ class CompliancePlugin:
             if batch:
                 try:
                     checker.prefetch(batch)
-                except PSDirectError as exc:  # each check then runs (and fails) on its own
-                    item.warn(pytest.PytestWarning(f"batched compliance get failed: {exc}"))
+                except Exception as exc:  # each check then runs (and fails) on its own
+                    item.warn(pytest.PytestWarning(
+                        f"batched compliance get failed, checking one by one: "
+                        f"{type(exc).__name__}: {exc}"))
         yield
         if session is None:
             return
