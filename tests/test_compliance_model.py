@@ -99,6 +99,9 @@ def test_waivers_file(tmp_path: Path) -> None:
     path.write_text("- id: x\n")
     with pytest.raises(ComplianceError, match="waiver 'x' has no justification"):
         load_waivers(path)
+    path.write_text("- id: x\n  justification: y\n")
+    with pytest.raises(ComplianceError, match="waiver 'x' has no expiration"):
+        load_waivers(path)
     toml = tmp_path / "w.toml"
     toml.write_text('[[waiver]]\nid = "a"\njustification = "b"\nexpiration = 2099-01-01\n')
     assert load_waivers(toml)[0].expiration == dt.date(2099, 1, 1)

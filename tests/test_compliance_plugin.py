@@ -87,6 +87,7 @@ def test_reports_waivers_junit_and_baseline_under_xdist(pytester: pytest.Pyteste
     assert x11["resources"][0]["reasons"][0]["code"] == "sshd:sshd:x11forwarding"
     assert weak_checks["test_baseline[no-such-knob]"]["complianceStatus"] == "Waived"
     assert {w["id"] for w in report["waivers"]} == {"sshd[x11forwarding]", "no-such-knob"}
+    assert [w["id"] for w in report["expiredWaivers"]] == ["test_plain"]
     assert by_target[weak]["timings"]["checks"] == 7
 
     cases = {c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")}

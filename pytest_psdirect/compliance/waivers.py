@@ -14,7 +14,8 @@ test's name (``test_sshd`` / ``test_sshd[permitrootlogin-no]``)::
       expiration: 2027-03-31
       run: false         # do not run it at all
 
-An expired waiver is ignored (the check counts again) with a warning naming it.
+Every waiver has an expiration date; an expired one is ignored (the check counts again) with a
+warning naming it, and listed in the report's ``expiredWaivers``.
 """
 
 from __future__ import annotations
@@ -34,15 +35,15 @@ from ..errors import ComplianceError
 class Waiver:
     id: str
     justification: str
-    expiration: dt.date | None = None
+    expiration: dt.date
     run: bool = True
 
     def expired(self, today: dt.date) -> bool:
-        return self.expiration is not None and self.expiration < today
+        return self.expiration < today
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "justification": self.justification, "run": self.run,
-                "expiration": self.expiration.isoformat() if self.expiration else None}
+                "expiration": self.expiration.isoformat()}
 
 
 def _entry(raw: Any, where: str) -> Waiver:
@@ -59,6 +60,9 @@ def _entry(raw: Any, where: str) -> Waiver:
         raise ComplianceError(f"{where}: waiver {raw['id']!r} has no justification",
                               hint="say why the check is accepted to fail")
     expiration = raw.get("expiration")
+    if expiration is None:
+        raise ComplianceError(f"{where}: waiver {raw['id']!r} has no expiration",
+                              hint="every waiver ends: expiration: YYYY-MM-DD")
     if isinstance(expiration, dt.datetime):
         expiration = expiration.date()
     elif isinstance(expiration, str):
@@ -67,7 +71,7 @@ def _entry(raw: Any, where: str) -> Waiver:
         except ValueError:
             raise ComplianceError(f"{where}: waiver {raw['id']!r}: expiration {expiration!r} "
                                   "is not a date", hint="write YYYY-MM-DD") from None
-    elif expiration is not None and not isinstance(expiration, dt.date):
+    elif not isinstance(expiration, dt.date):
         raise ComplianceError(f"{where}: waiver {raw['id']!r}: expiration {expiration!r} is "
                               "not a date", hint="write YYYY-MM-DD")
     run = raw.get("run", True)

@@ -68,8 +68,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.issue_config_time_warning(pytest.PytestWarning(
             f"waiver {waiver.id!r} expired on {waiver.expiration}: ignored, the check counts "
             f"again ({waiver.justification})"), stacklevel=2)
-    config.pluginmanager.register(CompliancePlugin(config, mode, active, baseline),
-                                  "psdirect-compliance")
+    plugin = CompliancePlugin(config, mode, active, baseline)
+    plugin.expired = expired
+    config.pluginmanager.register(plugin, "psdirect-compliance")
 
 
 def _target_of(item: pytest.Item) -> Target | None:
@@ -96,6 +97,7 @@ class CompliancePlugin:
         self.rows: dict[str, Row] = {}
         self.written: list[str] = []
         self.diff: dict[str, Any] | None = None
+        self.expired: list[Waiver] = []
 
     # -- collection: waivers, marks, batches --------------------------------------------------
     @pytest.hookimpl(trylast=True)
@@ -205,6 +207,7 @@ class CompliancePlugin:
         html_path = self.config.getoption("compliance_html")
         report = build_report(self.rows.values(), self.mode.value,
                               [w.to_dict() for w in self.waivers.values()])
+        report["expiredWaivers"] = [w.to_dict() for w in self.expired]
         if self.baseline is not None:
             self.diff = report["reasonsBaseline"] = compare(self.baseline, report)
         if json_path:
