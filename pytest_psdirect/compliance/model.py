@@ -134,21 +134,22 @@ class ComplianceResult:
             "resourceId": self.resource.id, "resource": self.resource.name,
             "complianceStatus": self.status, "target": self.target,
             "reasons": [r.to_report() for r in self.reasons],
-            "properties": {k: _jsonable(v) for k, v in self.properties.items()},
-            "expected": {k: _jsonable(v) for k, v in self.resource.expected().items()},
+            "properties": {k: jsonable(v) for k, v in self.properties.items()},
+            "expected": {k: jsonable(v) for k, v in self.resource.expected().items()},
             "mode": self.mode.value, "remediated": self.remediated,
             "remediatedReasons": [r.to_report() for r in self.before],
             "durationSeconds": round(self.duration, 6),
         }
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON types (tuples become lists, anything else its ``str``)."""
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return str(value)
 
 

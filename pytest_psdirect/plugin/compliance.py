@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from ..compliance.html import render_html
-from ..compliance.model import Mode, Resource
+from ..compliance.model import Mode, Resource, jsonable
 from ..compliance.report import Row, build_report, compare, load_report
 from ..compliance.waivers import Waiver, load_waivers, split_expired
 from ..errors import PSDirectError
@@ -68,9 +68,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.issue_config_time_warning(pytest.PytestWarning(
             f"waiver {waiver.id!r} expired on {waiver.expiration}: ignored, the check counts "
             f"again ({waiver.justification})"), stacklevel=2)
-    plugin = CompliancePlugin(config, mode, active, baseline)
-    plugin.expired = expired
-    config.pluginmanager.register(plugin, "psdirect-compliance")
+    config.pluginmanager.register(CompliancePlugin(config, mode, active, expired, baseline),
+                                  "psdirect-compliance")
 
 
 def _target_of(item: pytest.Item) -> Target | None:
@@ -88,7 +87,7 @@ class CompliancePlugin:
     """Per-process state: batches to prefetch (workers), rows to report (controller)."""
 
     def __init__(self, config: pytest.Config, mode: Mode, waivers: dict[str, Waiver],
-                 baseline: dict[str, Any] | None) -> None:
+                 expired: list[Waiver], baseline: dict[str, Any] | None) -> None:
         self.config = config
         self.mode = mode
         self.waivers = waivers
@@ -97,7 +96,7 @@ class CompliancePlugin:
         self.rows: dict[str, Row] = {}
         self.written: list[str] = []
         self.diff: dict[str, Any] | None = None
-        self.expired: list[Waiver] = []
+        self.expired = expired
 
     # -- collection: waivers, marks, batches --------------------------------------------------
     @pytest.hookimpl(trylast=True)
@@ -105,10 +104,10 @@ class CompliancePlugin:
         for item in items:
             target = _target_of(item)
             mark = item.get_closest_marker("compliance")
-            marks = dict(mark.kwargs) if mark else {}
-            if "tags" in marks:
-                marks["tags"] = list(marks["tags"])
-            item.stash[_MARKS] = marks
+            marks: dict[str, Any] = jsonable(dict(mark.kwargs)) if mark else {}
+            if isinstance(marks.get("tags"), str):
+                marks["tags"] = [marks["tags"]]
+            item.stash[_MARKS] = marks  # JSON types only: it travels from xdist workers
             resources = _resources_of(item)
             ids = {item.name, getattr(item, "originalname", item.name),
                    *(r.id for r in resources)}
