@@ -102,6 +102,13 @@ def test_one_batch_answers_what_one_round_trip_per_check_answers(
     assert status["service[sshd]"].compliant  # the lab's sshd is in this process table
     assert_reason(status["user[nobody-here-x]"], code="user:user:notpresent")
     assert status["package[telnetd]"].compliant and status["user[root]"].compliant
+    # the same questions through testinfra's modules on the same host
+    host = session.testinfra
+    assert status["package[openssh-server]"].properties["version"] == \
+        host.package("openssh-server").version
+    assert status["user[root]"].properties["shell"] == host.user("root").shell
+    assert status["group[root]"].properties["gid"] == host.group("root").gid
+    assert status["file[/etc/passwd]"].properties["mode"] == f"{host.file('/etc/passwd').mode:04o}"
 
 
 def test_file_properties_match_testinfra_and_audit_and_set_fixes_them_on_the_lab(
@@ -171,6 +178,12 @@ def test_local_root_view(local: TargetSession, tmp_path: Path) -> None:
     assert shadow.compliant == (st.st_mode & 0o137 == 0 and st.st_uid == 0)
     root = local.check(User("root", uid=0, home="/root"))
     assert root.compliant and root.properties["shell"] == pwd.getpwnam("root").pw_shell
+    hostile = tmp_path / "a $(touch PWNED) `touch PWNED2`; b'c"
+    hostile.write_text("x=1\n")
+    hostile.chmod(0o600)
+    result = local.check(File(str(hostile), mode=0o600, contains="^x=1$"))
+    assert result.compliant and result.properties["exists"], result.reasons
+    assert not list(tmp_path.glob("PWNED*")) and not list(Path.cwd().glob("PWNED*"))
     spaced = tmp_path / "mnt point"
     spaced.mkdir()
     result = local.check(MountOption(str(spaced), options=("nodev",)))
