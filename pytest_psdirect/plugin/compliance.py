@@ -163,6 +163,8 @@ class CompliancePlugin:
     def pytest_runtest_makereport(self, item: pytest.Item,
                                   call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
         outcome = yield
+        if _target_of(item) is None:
+            return
         report: pytest.TestReport = outcome.get_result()
         waiver = item.stash.get(_WAIVER, None)
         if waiver is not None and call.when == "setup" and not any(
