@@ -202,10 +202,11 @@ class CompliancePlugin:
                                                "phrase": row.message}]}]
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(self.config, "workerinput") or not self.rows:
-            return
         json_path = self.config.getoption("compliance_report")
         html_path = self.config.getoption("compliance_html")
+        wanted = json_path or html_path or self.baseline is not None
+        if hasattr(self.config, "workerinput") or not wanted:
+            return
         report = build_report(self.rows.values(), self.mode.value,
                               [w.to_dict() for w in self.waivers.values()])
         report["expiredWaivers"] = [w.to_dict() for w in self.expired]
