@@ -230,3 +230,7 @@ class ContainerNotFound(ConnectFailed):
 
 class ContainerNotRunning(ConnectFailed):
     """The container exists but is not running (created, exited, paused)."""
+
+
+class ComplianceError(PSDirectError, ValueError):
+    """A compliance resource, reason, waiver or report input breaks its contract."""

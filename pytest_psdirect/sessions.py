@@ -37,6 +37,9 @@ from .transports.shellproto import format_command
 if TYPE_CHECKING:
     import testinfra.host
 
+    from .compliance.model import ComplianceResult, Mode, Resource
+    from .compliance.runner import Checker
+
 log = logging.getLogger(__name__)
 CredentialLookup = Callable[[Target, bool], Credential | None]
 
@@ -56,6 +59,7 @@ class TargetSession:
         self._reopen_lock = threading.Lock()  # jobs' threads may find the connection broken too
         self._jobs: list[Job[Any]] = []  # cancelled at close() if still running
         self._testinfra: testinfra.host.Host | None = None
+        self._checker: Checker | None = None
 
     # -- identity ----------------------------------------------------------------------------
     @property
@@ -276,6 +280,25 @@ class TargetSession:
 
             self._testinfra = make_host(self)
         return self._testinfra
+
+    # -- compliance ---------------------------------------------------------------------------
+    @property
+    def checker(self) -> Checker:
+        """This session's :class:`~pytest_psdirect.compliance.Checker` (mode, batches, results)."""
+        if self._checker is None:
+            from .compliance.runner import Checker
+
+            self._checker = Checker(self)
+        return self._checker
+
+    def check(self, resource: Resource, mode: Mode | str | None = None) -> ComplianceResult:
+        """Check a compliance resource here (Audit, or AuditAndSet per ``mode`` or
+        ``--compliance-mode``).
+
+        >>> assert_compliant(target.check(Sysctl("net.ipv4.ip_forward", 0)))   # doctest: +SKIP
+        """
+        __tracebackhide__ = True
+        return self.checker.check(resource, mode)
 
     def close(self) -> None:
         """Cancel running jobs, close the transport (idempotent)."""

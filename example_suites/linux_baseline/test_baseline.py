@@ -1,59 +1,97 @@
-"""A small Linux baseline: account files, sshd hardening, insecure daemons and packages.
+"""A Linux baseline (CIS-like): sshd, file permissions, kernel parameters, packages, services,
+accounts and kernel modules, as compliance resources that read the effective values
+(``sshd -T``, /proc/sys, dpkg/rpm, getent, the process table).
 
-Run it against any targets::
+All checks of this module are fetched from a target in one round trip (one remote script).
+Run it::
 
     pytest example_suites/linux_baseline --hosts local://
-    pytest example_suites/linux_baseline --inventory .lab/inventory.toml -n 2
+    pytest example_suites/linux_baseline --inventory .lab/inventory.toml -n 2 \\
+        --compliance-report=baseline.json --compliance-html=baseline.html
 """
 
 from __future__ import annotations
 
 import pytest
+from uid_zero import OnlyRootHasUidZero
 
-from pytest_psdirect import TargetSession
+from pytest_psdirect.compliance import (
+    File,
+    Group,
+    KernelModule,
+    Package,
+    Service,
+    SshdSetting,
+    Sysctl,
+    User,
+    assert_compliant,
+)
 
-INSECURE_DAEMONS = ("telnetd", "in.telnetd", "in.rshd", "in.rlogind", "vsftpd", "tftpd")
-INSECURE_PACKAGES = ("telnetd", "rsh-server", "nis", "tftpd-hpa")
+SSHD = [
+    SshdSetting("permitrootlogin", "no"),
+    SshdSetting("x11forwarding", "no"),
+    SshdSetting("maxauthtries", 4, op="<="),
+    SshdSetting("permitemptypasswords", "no"),
+    SshdSetting("hostbasedauthentication", "no"),
+    SshdSetting("ignorerhosts", "yes"),
+    SshdSetting("permituserenvironment", "no"),
+]
+FILES = [
+    File("/etc/passwd", owner="root", max_mode=0o644),
+    File("/etc/group", owner="root", max_mode=0o644),
+    File("/etc/shadow", owner="root", max_mode=0o640),
+    File("/etc/gshadow", owner="root", max_mode=0o640),
+    File("/etc/ssh/sshd_config", owner="root", max_mode=0o644),
+    File("/etc/login.defs", contains=r"^ENCRYPT_METHOD[[:space:]]+(SHA512|YESCRYPT)",
+         check_id="password-hashing"),
+]
+KERNEL = [
+    Sysctl("kernel.randomize_va_space", 2),
+    Sysctl("fs.suid_dumpable", 0),
+    Sysctl("fs.protected_hardlinks", 1),
+    Sysctl("net.ipv4.conf.all.accept_source_route", 0),
+    Sysctl("net.ipv4.icmp_echo_ignore_broadcasts", 1),
+    Sysctl("net.ipv4.tcp_syncookies", 1),
+    KernelModule("cramfs", loaded=False),
+    KernelModule("freevxfs", loaded=False),
+]
+SOFTWARE = [
+    Package("openssh-server"),
+    Package("telnetd", installed=False),
+    Package("rsh-server", installed=False),
+    Package("nis", installed=False),
+    Package("tftpd-hpa", installed=False),
+    Service("in.telnetd", running=False),
+    Service("vsftpd", running=False),
+]
+ACCOUNTS = [User("root", uid=0, home="/root"), Group("root", gid=0), OnlyRootHasUidZero()]
 
 
-def test_shadow_is_private(host):
-    shadow = host.file("/etc/shadow")
-    assert shadow.exists, "/etc/shadow is missing"
-    assert shadow.user == "root", f"/etc/shadow is owned by {shadow.user}, expected root"
-    assert shadow.mode & 0o037 == 0, (
-        f"/etc/shadow has mode {shadow.mode:o}: group may only read, others nothing")
+@pytest.mark.compliance(impact=0.8, severity="high", tags=["ssh"])
+@pytest.mark.parametrize("resource", SSHD, ids=str)
+def test_sshd(target, resource):
+    assert_compliant(target.check(resource))
 
 
-def test_passwd_is_not_writable_by_others(host):
-    passwd = host.file("/etc/passwd")
-    assert passwd.user == "root"
-    assert passwd.mode & 0o022 == 0, f"/etc/passwd has mode {passwd.mode:o}: writable by others"
+@pytest.mark.compliance(impact=0.7, severity="high", tags=["files"])
+@pytest.mark.parametrize("resource", FILES, ids=str)
+def test_files(target, resource):
+    assert_compliant(target.check(resource))
 
 
-@pytest.mark.parametrize(("keyword", "expected"), [
-    ("permitrootlogin", "no"),
-    ("x11forwarding", "no"),
-])
-def test_sshd_setting(sshd, keyword, expected):
-    actual = sshd.get(keyword, "(sshd default)")
-    assert actual == expected, f"sshd {keyword} is {actual!r}, expected {expected!r}"
+@pytest.mark.compliance(impact=0.5, severity="medium", tags=["kernel"])
+@pytest.mark.parametrize("resource", KERNEL, ids=str)
+def test_kernel(target, resource):
+    assert_compliant(target.check(resource))
 
 
-def test_sshd_max_auth_tries(sshd):
-    tries = int(sshd.get("maxauthtries", "6"))
-    assert tries <= 4, f"sshd MaxAuthTries is {tries}, expected 4 or less"
+@pytest.mark.compliance(impact=0.6, severity="medium", tags=["software"])
+@pytest.mark.parametrize("resource", SOFTWARE, ids=str)
+def test_software(target, resource):
+    assert_compliant(target.check(resource))
 
 
-def test_no_insecure_daemons_running(host):
-    running = [name for name in INSECURE_DAEMONS if host.process.filter(comm=name)]
-    assert not running, f"insecure daemons running: {running}"
-
-
-def test_no_insecure_packages(host):
-    installed = [name for name in INSECURE_PACKAGES if host.package(name).is_installed]
-    assert not installed, f"insecure packages installed: {installed}"
-
-
-def test_no_world_writable_files_in_etc(target: TargetSession):
-    found = target.run("find /etc -xdev -type f -perm -0002 2>/dev/null").stdout.split()
-    assert not found, f"world-writable files in /etc: {found}"
+@pytest.mark.compliance(impact=0.9, severity="critical", tags=["accounts"])
+@pytest.mark.parametrize("resource", ACCOUNTS, ids=str)
+def test_accounts(target, resource):
+    assert_compliant(target.check(resource))

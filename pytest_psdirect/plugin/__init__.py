@@ -27,7 +27,8 @@ from .state import REGISTRY, SELECTION, SETTINGS, NoTarget
 pytest_plugins = ["pytest_psdirect.plugin.fixtures", "pytest_psdirect.plugin.xdist_sched",
                   "pytest_psdirect.plugin.redact", "pytest_psdirect.plugin.lifecycle",
                   "pytest_psdirect.plugin.containers",
-                  "pytest_psdirect.plugin.shell_on_fail"]
+                  "pytest_psdirect.plugin.shell_on_fail",
+                  "pytest_psdirect.plugin.compliance"]
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
