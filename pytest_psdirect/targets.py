@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 
 from .errors import RunAsAdministratorNotForVMs, TargetSpecError
 
-#: Schemes DESIGN.md plans whose transports have not landed yet (named "planned" in errors).
-PLANNED_SCHEMES: tuple[str, ...] = ()
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9_.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
 _SECRET_OPTIONS = ("password", "passwd", "pass", "secret", "token")
@@ -184,8 +182,7 @@ def _parse_vm(spec: str, text: str, *, name: str | None, tags: frozenset[str],
 def check_scheme(target: Target, available: Iterable[str]) -> None:
     """Raise :class:`TargetSpecError` unless a transport serves ``target.scheme``.
 
-    The hint lists only the schemes that have a transport (``available``, the registry's);
-    a scheme DESIGN.md plans is named as planned.
+    The hint lists only the schemes that have a transport (``available``, the registry's).
 
     >>> for url in ("ftp://h", "ssh://h"):
     ...     try:
@@ -198,10 +195,8 @@ def check_scheme(target: Target, available: Iterable[str]) -> None:
     if target.scheme in schemes:
         return
     where = f"inventory target {target.name!r} ({target.url})" if target.name else repr(target.url)
-    message = (f"no transport for {target.scheme}:// targets in this version: it is planned"
-               if target.scheme in PLANNED_SCHEMES
-               else f"unknown scheme {target.scheme!r} in target {where}")
-    raise TargetSpecError(message, hint=f"use one of: {', '.join(schemes)}")
+    raise TargetSpecError(f"unknown scheme {target.scheme!r} in target {where}",
+                          hint=f"use one of: {', '.join(schemes)}")
 
 
 def _redact(spec: str) -> str:

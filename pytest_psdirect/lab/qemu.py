@@ -36,7 +36,7 @@ class QemuLab:
         self.name = name
         self.memory = memory
         self.ready_timeout = ready_timeout
-        self.host = QemuHost(timeout=30.0)
+        self.host = QemuHost(self.folder, timeout=30.0)
         self.boot_seconds = 0.0
 
     @property
@@ -56,8 +56,7 @@ class QemuLab:
         if self.vm.config.exists():  # a stale record (QEMU gone): start afresh
             self.host.destroy(self.vm, str(self.vm.folder / "disk.qcow2"))
         image = build_image()
-        self.host.provision(ProvisionSpec(str(image.base_disk), self.name, memory=self.memory),
-                            self.folder)
+        self.host.provision(ProvisionSpec(str(image.base_disk), self.name, memory=self.memory))
         began = time.monotonic()
         try:
             self.host.start(self.vm)

@@ -149,8 +149,9 @@ def qemu_pid(vm: QemuVM) -> int | None:
 class QemuHost:
     """The lifecycle of VM folders under one root, each call bounded by ``timeout``."""
 
-    def __init__(self, *, timeout: float, poll: float = 0.2,
+    def __init__(self, root: Path | None = None, *, timeout: float, poll: float = 0.2,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        self.root = Path(root).expanduser() if root else DEFAULT_ROOT
         self.timeout = timeout
         self.poll = poll
         self._clock = clock
@@ -313,11 +314,11 @@ class QemuHost:
             raise CheckpointNotFound(error, target=vm.label) if "not" in error.lower() else \
                 VMLifecycleError(f"snapshot-delete {name} failed: {error}", target=vm.label)
 
-    def provision(self, spec: ProvisionSpec, root: Path | None = None) -> tuple[QemuVM, str]:
+    def provision(self, spec: ProvisionSpec) -> tuple[QemuVM, str]:
         """A VM folder with a qcow2 overlay of ``spec.template``; a ``vmlinuz`` and
         ``initrd.img`` beside the template (psdirect's guest image) are booted directly."""
         base = Path(spec.template).expanduser().resolve()
-        vm = QemuVM(spec.name, Path(root) if root else DEFAULT_ROOT)
+        vm = QemuVM(spec.name, self.root)
         vm_folder(spec.name, vm.root)  # a bad name is refused
         if not base.is_file():
             raise VMLifecycleError(f"the template {base} does not exist", target=vm.label,
