@@ -79,6 +79,11 @@ FILES = {
     "etc/group": "root:x:0:\nnogroup:x:65534:\n",
     "etc/hostname": "psdirect-guest\n",
     "etc/os-release": 'NAME="psdirect guest"\nID=busybox\nPRETTY_NAME="psdirect busybox guest"\n',
+    # busybox has no getent; testinfra's user and group modules call it
+    "usr/bin/getent": '#!/bin/sh\ndb=$1; shift; f=/etc/$db; [ -r "$f" ] || exit 1\n'
+                      '[ $# -eq 0 ] && exec cat "$f"\nrc=2\nfor k; do\n'
+                      '  awk -F: -v k="$k" \'$1 == k || $3 == k { print; found = 1 } '
+                      'END { exit !found }\' "$f" && rc=0\ndone\nexit $rc\n',
 }
 
 
@@ -189,6 +194,7 @@ def _initramfs(root: Path, version: str, out: Path) -> None:
     (root / "modules.order").write_text("\n".join(names) + "\n")
     for rel, text in FILES.items():
         (root / rel).write_text(text)
+        (root / rel).chmod(0o755 if "bin/" in rel else 0o644)
     (root / "init").write_text(INIT)
     (root / "init").chmod(0o755)
     listing = "\n".join(str(p.relative_to(root)) for p in sorted(root.rglob("*"))) + "\n"
