@@ -36,6 +36,14 @@ from .transports import TransportRegistry
 
 def _lab(args: argparse.Namespace) -> int:
     workdir = Path(args.dir)
+    if args.action == "up" and args.vm:
+        from .lab.qemu import QemuLab
+
+        url = QemuLab(workdir / "qemu").up()
+        print(f"vm  {url}  (QEMU guest agent; stop it: psdirect lab down --dir {workdir})")
+        print(f"try: pytest SUITE --hosts '{url}'")
+        if not args.hosts:
+            return 0
     if args.action == "up":
         hosts = SSHLab(workdir, hosts=args.hosts, subnet=args.subnet, user=args.user).up()
         for host in hosts:
@@ -44,6 +52,14 @@ def _lab(args: argparse.Namespace) -> int:
         print(f"stop it:   psdirect lab down --dir {workdir}")
         print(f"try: pytest example_suites/linux_baseline --inventory {workdir / 'inventory.toml'}")
         return 0
+    if (workdir / "qemu").is_dir():
+        from .lab.qemu import QemuLab
+
+        QemuLab(workdir / "qemu").down()
+        (workdir / "qemu").rmdir()
+        print("QEMU VM removed: its process, overlay disk and sockets")
+        if not (workdir / "lab.json").exists():
+            return 0
     if not (workdir / "lab.json").exists():
         print(f"no lab recorded in {workdir}", file=sys.stderr)
         return 1
@@ -210,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("action", choices=["up", "down"])
     lab.add_argument("--dir", default=".lab", help="where the lab keeps its files (default .lab)")
     lab.add_argument("--hosts", type=int, default=3, help="number of sshd hosts (default 3)")
+    lab.add_argument("--vm", action="store_true",
+                     help="also start a small QEMU VM reached through its guest agent "
+                          "(qemu://psdirect-vm; --hosts 0 for the VM alone)")
     lab.add_argument("--subnet", default=None,
                      help="first three octets of the lab's /24 (default: the first free 10.N.0, "
                           "N >= 200)")

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from qemu_fixtures import qemu_lab  # noqa: F401  (the QEMU guest, shared by tests/test_qemu_*)
 
 from pytest_psdirect import Credential, Secret, Settings
 from pytest_psdirect.credentials.providers import from_file
 from pytest_psdirect.lab import procs
 from pytest_psdirect.lab.sshlab import LabHost, SSHLab, missing_facilities
-from qemu_fixtures import qemu_lab  # noqa: F401  (the QEMU guest, shared by tests/test_qemu_*)
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # a new user per run by default, so a run killed before its teardown never blocks the next one

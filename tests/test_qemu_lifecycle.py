@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -127,3 +128,22 @@ def test_provisioned_vm_boots_runs_and_is_destroyed(pytester: pytest.Pytester,
     result.stdout.fnmatch_lines(["*VMs provisioned for this run*", "*qemu://prov1*removed*"])
     assert not (folder / "prov1").exists()
     assert qemu_pid(QemuVM("prov1", folder)) is None and base.exists()
+
+
+def test_cli_lab_up_vm_prints_the_target_and_down_removes_it(tmp_path: Path) -> None:
+    import subprocess
+
+    from pytest_psdirect.cli import main
+
+    workdir = tmp_path / "lab"
+    assert main(["lab", "up", "--vm", "--hosts", "0", "--dir", str(workdir)]) == 0
+    vm = QemuVM("psdirect-vm", (workdir / "qemu").resolve())
+    pid = qemu_pid(vm)
+    assert pid is not None
+    done = subprocess.run([sys.executable, "-m", "pytest_psdirect.cli", "run",
+                           f"qemu://psdirect-vm?dir={vm.root}", "--", "echo", "from-cli"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (0, "from-cli\n"), done.stderr
+    assert main(["lab", "down", "--dir", str(workdir)]) == 0
+    assert qemu_pid(vm) is None and not (workdir / "qemu").exists()
+    assert not Path(f"/proc/{pid}").exists() or "qemu" not in Path(f"/proc/{pid}/cmdline").read_text()

@@ -224,7 +224,9 @@ def test_an_agent_that_never_answers_costs_the_connect_timeout(tmp_path: Path) -
 
 
 def test_a_second_client_waits_for_the_first(qemu_lab: QemuLab) -> None:
-    """QEMU serves one agent client at a time: a second one gets a bounded, explained error."""
+    """QEMU serves one agent client at a time: a second one gets a bounded, explained error;
+    its queued sync reaches the agent later, and the next client still syncs and runs (the
+    stale replies before its own sync reply are skipped)."""
     first = transport(qemu_lab.url)
     try:
         began = time.monotonic()

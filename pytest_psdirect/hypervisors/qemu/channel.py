@@ -104,12 +104,12 @@ class SocketChannel:
         token = secrets.randbelow(2**31)
         deadline = time.monotonic() + timeout
         self._lines.resync()
+        self._pending.clear()
         self._send(DELIMITER + encode("guest-sync-delimited", {"id": token}))
-        while True:
+        while True:  # replies meant for an earlier client (its sync, its commands) come first
             message = self._receive(deadline, "guest-sync-delimited")
             if message.get("return") == token:
                 return
-            self._lines.resync()  # an older sync's reply: wait for ours
 
     def call(self, command: str, arguments: dict[str, Any] | None = None, *,
              timeout: float) -> Any:

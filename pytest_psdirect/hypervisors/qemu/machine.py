@@ -146,6 +146,17 @@ def qemu_pid(vm: QemuVM) -> int | None:
     return pid if str(vm.qmp).encode() in b" ".join(argv) else None
 
 
+def last_words(vm: QemuVM, size: int = 400) -> str:
+    """The end of QEMU's own log and of the guest console, for an error message ("" if none)."""
+    parts = []
+    for path in (vm.folder / "qemu.log", vm.console):
+        with contextlib.suppress(OSError):
+            text = path.read_text(errors="replace").strip()
+            if text:
+                parts.append(f"{path.name}: ...{text[-size:]}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 class QemuHost:
     """The lifecycle of VM folders under one root, each call bounded by ``timeout``."""
 
@@ -232,8 +243,7 @@ class QemuHost:
         deadline = self._clock() + self.timeout
         while not vm.qmp.exists():
             if proc.poll() is not None:
-                tail = (vm.folder / "qemu.log").read_text(errors="replace")[-600:]
-                raise VMLifecycleError(f"QEMU exited at once ({proc.returncode}): {tail}",
+                raise VMLifecycleError(f"QEMU exited at once ({proc.returncode}){last_words(vm)}",
                                        target=vm.label)
             if self._clock() > deadline:
                 raise VMLifecycleError("QEMU opened no QMP socket in time", target=vm.label)
@@ -269,8 +279,9 @@ class QemuHost:
         while True:
             status = self.state(vm)
             if status.stopped:
-                raise VMNotRunning(f"the VM is {status.state} while waiting for it to be ready",
-                                   target=vm.label, hint="start it with --vm-start")
+                raise VMNotRunning(f"the VM is {status.state} while waiting for it to be ready"
+                                   f"{last_words(vm)}", target=vm.label,
+                                   hint="start it with --vm-start")
             remaining = start + timeout - self._clock()
             channel = SocketChannel(str(vm.qga), label=vm.label, kind="qga")
             try:
