@@ -168,7 +168,7 @@ class QemuTransport(Transport):
             handle = self._file_call(lambda: agent.open(part, "wb", timeout=wait), local, remote)
             try:
                 try:
-                    while chunk := src.read(1 << 20):
+                    while chunk := src.read(agent.channel.chunk):
                         self._file_call(lambda: agent.write(handle, chunk, timeout=wait),
                                         local, remote)
                 finally:
@@ -193,7 +193,8 @@ class QemuTransport(Transport):
                 try:
                     eof = False
                     while not eof:
-                        data, eof = self._file_call(lambda: agent.read(handle, timeout=wait),
+                        data, eof = self._file_call(lambda: agent.read(
+                            handle, timeout=wait, count=agent.channel.chunk),
                                                     remote, local)
                         dst.write(data)
                 finally:

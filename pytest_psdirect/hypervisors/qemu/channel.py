@@ -37,6 +37,8 @@ class Channel(Protocol):
     """What the guest agent and QMP code needs: bounded request/reply calls."""
 
     label: str
+    #: bytes per guest-file-read/write call on this channel
+    chunk: int
 
     def call(self, command: str, arguments: dict[str, Any] | None = None, *,
              timeout: float) -> Any:
@@ -53,6 +55,8 @@ class Channel(Protocol):
 class SocketChannel:
     """QMP (``kind="qmp"``: greeting, then ``qmp_capabilities``) or the guest agent
     (``kind="qga"``: ``0xFF`` + ``guest-sync-delimited``) on a unix socket QEMU listens on."""
+
+    chunk = 1 << 20
 
     def __init__(self, path: str, *, label: str, kind: Literal["qga", "qmp"]) -> None:
         self.path = path
@@ -165,7 +169,11 @@ class SocketChannel:
 
 class VirshChannel:
     """The guest agent of a libvirt domain through ``virsh qemu-agent-command`` (libvirt does
-    the guest-sync itself). The request goes on virsh's stdin, never in its argv."""
+    the guest-sync itself). The request goes on virsh's stdin, never in its argv. Files move in
+    32 KiB chunks here: with libvirt 9.0 a 200 KB guest-file-write through virsh failed with
+    "Guest agent not available for now" (100 KB passed), and every call is a virsh process."""
+
+    chunk = 32 * 1024
 
     def __init__(self, uri: str, domain: str, *, label: str) -> None:
         self.uri = uri
@@ -193,11 +201,15 @@ class VirshChannel:
         except subprocess.TimeoutExpired:
             raise GuestNotReady(f"virsh qemu-agent-command {command} did not return in time",
                                 target=self.label, hint=SILENT_HINT) from None
-        if done.returncode != 0:
-            raise _virsh_error(done.stderr.decode(errors="replace").strip(), self.label, command)
+        stderr = done.stderr.decode(errors="replace").strip()
+        if done.returncode != 0 or stderr.startswith("error:"):
+            raise _virsh_error(stderr, self.label, command)
+        # virsh reading stdin echoes the command after a "virsh # " prompt; the reply is the
+        # one line that is a JSON object
+        replies = [line for line in done.stdout.splitlines() if line.startswith(b"{")]
         try:
-            return reply_value(json.loads(done.stdout), command)
-        except ValueError:
+            return reply_value(json.loads(replies[-1]), command)
+        except (ValueError, IndexError):
             raise SessionBroken(f"virsh printed no JSON reply: {done.stdout[:200]!r}",
                                 target=self.label) from None
 
