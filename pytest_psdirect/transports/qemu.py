@@ -55,11 +55,12 @@ from .files import atomic_local_file, partial_name
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _KEEP = 64 * 1024  # output kept in OutputTooLarge
-#: kills every process whose environment holds the entry $1 (then PID $2): two passes, as a
-#: process may fork while the first one runs
-KILL_MARKED = ('for pass in 1 2; do for p in /proc/[0-9]*; do tr "\\000" "\\n" <"$p/environ" '
-               '2>/dev/null | grep -qxF "$1" && kill -KILL "${p#/proc/}" 2>/dev/null; done; '
-               'done; [ -n "$2" ] && kill -KILL "$2" 2>/dev/null; true')
+#: kills every process whose environment holds the entry $1 (then PID $2): one grep over every
+#: /proc/PID/environ (-z: entries are NUL-terminated; busybox's and GNU grep), twice, as a
+#: process may fork while the first pass runs
+KILL_MARKED = ('for pass in 1 2; do for f in $(grep -lzxF "$1" /proc/[0-9]*/environ 2>/dev/null); '
+               'do p=${f#/proc/}; kill -KILL "${p%/environ}" 2>/dev/null; done; done; '
+               '[ -n "$2" ] && kill -KILL "$2" 2>/dev/null; true')
 LIBVIRT_URIS = re.compile(r"^qemu(\+[a-z]+)?://[^?#]*/(system|session)(\?.*)?$")
 
 
@@ -107,7 +108,7 @@ class QemuTransport(Transport):
         spec = run_spec(cmd, timeout=timeout, env=env, cwd=cwd)  # refuse bad values now
         agent = self._agent()
         self._count += 1
-        mark = f"{self._session}.{self._count}"
+        mark = f"{self._count}.{self._session}"
         script = (f"export PSDIRECT_SESSION={shlex.quote(self._session)} "
                   f"PSDIRECT_COMMAND={shlex.quote(mark)} && " + compose(cmd, env=env, cwd=cwd))
         call = self.settings.connect_timeout
