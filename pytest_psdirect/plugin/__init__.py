@@ -25,7 +25,8 @@ from .state import REGISTRY, SELECTION, SETTINGS, NoTarget
 
 #: fixtures and pytest_unconfigure live in their own module, loaded as a plugin by pytest.
 pytest_plugins = ["pytest_psdirect.plugin.fixtures", "pytest_psdirect.plugin.xdist_sched",
-                  "pytest_psdirect.plugin.redact", "pytest_psdirect.plugin.lifecycle"]
+                  "pytest_psdirect.plugin.redact", "pytest_psdirect.plugin.lifecycle",
+                  "pytest_psdirect.plugin.qemu_options"]
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

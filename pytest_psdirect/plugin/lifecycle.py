@@ -17,6 +17,11 @@ the temporary checkpoint kept) and says what was kept.
 ``--vm-provision template=PATH,...`` makes a VM for the run (New-VHD -Differencing on the template
 disk, New-VM), adds it as a ``vm://`` target, starts it before its first test and removes it and
 its disk at the end of the run (kept with ``--keep-vm`` when one of its tests failed).
+
+``qemu://`` targets (``--hypervisor qemu``, :mod:`.qemu_options`) get the same steps from
+:class:`~pytest_psdirect.hypervisors.qemu.machine.QemuHost` (VM folders the plugin starts: QMP
+snapshot jobs, qcow2 overlays) or :class:`~pytest_psdirect.hypervisors.qemu.libvirt.LibvirtHost`
+(``?connect=``: virsh); readiness is the guest agent answering, no credential needed.
 """
 
 from __future__ import annotations
@@ -68,15 +73,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(differencing disk), destroyed after the run: 'template=PATH[,name=NAME]"
                          "[,switch=SWITCH][,memory=2G][,generation=2][,cpus=N]' (repeatable); "
                          "with --hypervisor qemu a qcow2 overlay of the template")
-    group.addoption("--hypervisor", choices=("hyperv", "qemu"), default=None,
-                    help="what runs --vm-name VMs: hyperv (PowerShell Direct; the default) or "
-                         "qemu (the QEMU guest agent: qemu://NAME)")
-    group.addoption("--qemu-dir", metavar="DIR",
-                    help="--hypervisor qemu: the folder of the plugin's QEMU VMs, one DIR/NAME "
-                         "each (default ~/.cache/pytest-psdirect/qemu/vms)")
-    group.addoption("--qemu-connect", metavar="URI",
-                    help="--hypervisor qemu: --vm-name names libvirt domains of this URI "
-                         "(qemu:///system or qemu:///session)")
 
 
 def ready_timeout(config: pytest.Config) -> float:
@@ -188,10 +184,6 @@ class VMLifecycle:
             self._hosts[key] = (LibvirtHost(connect, timeout=timeout) if connect else
                                 QemuHost(Path(key[1]) if key[1] else None, timeout=timeout))
         return self._hosts[key]
-
-    def hyperv(self, target: Target) -> Hypervisor[Any]:
-        """Kept for callers of the Hyper-V-only name: :meth:`hypervisor`."""
-        return self.hypervisor(target)
 
     def _credential(self, target: Target) -> Credential | None:
         """The guest credential for the readiness probe, if one is given explicitly (never a
@@ -371,28 +363,6 @@ class VMLifecycle:
 def _describe(vm: Any) -> str:
     """How to find a provisioned VM again: its Hyper-V id, or its QEMU folder."""
     return f"id {vm.id}" if isinstance(vm, VMRef) else f"folder {vm.folder}"
-
-
-def qemu_urls(config: pytest.Config, names: list[str], ids: list[str]) -> list[str]:
-    """``--vm-name`` with ``--hypervisor qemu``: qemu://NAME URLs with ``--qemu-dir`` or
-    ``--qemu-connect``; Hyper-V options are a usage error."""
-    import urllib.parse
-
-    for option, flag in (("hyperv_host", "--hyperv-host"), ("hyperv_host_credential",
-                                                             "--hyperv-host-credential")):
-        if config.getoption(option):
-            raise pytest.UsageError(f"{flag} is for Hyper-V; --hypervisor qemu reaches VMs "
-                                    "through the QEMU guest agent (--qemu-dir, --qemu-connect)")
-    if ids:
-        raise pytest.UsageError("--vm-id is for Hyper-V: QEMU VMs are named (--vm-name)")
-    folder, connect = config.getoption("qemu_dir"), config.getoption("qemu_connect")
-    if folder and connect:
-        raise pytest.UsageError("--qemu-dir and --qemu-connect: give one (a folder of QEMU VMs "
-                                "the plugin starts, or a libvirt URI)")
-    options = (("connect", connect),) if connect else \
-        (("dir", str(Path(folder).expanduser().resolve())),) if folder else ()
-    return [Target("qemu", urllib.parse.quote(n, safe="-._~"), options=options).url
-            for n in names]
 
 
 def _leaves(plan: Plan, item: pytest.Item, nextitem: pytest.Item | None, target: Target) -> bool:

@@ -205,7 +205,7 @@ def vm_specs(config: pytest.Config) -> list[str]:
     ids = [i.strip() for opt in config.getoption("vm_id") for i in opt.split(",") if i.strip()]
     names += [spec.name for spec in config.getoption("vm_provision", None) or []]  # lifecycle.py
     if config.getoption("hypervisor", None) == "qemu":
-        from .lifecycle import qemu_urls
+        from .qemu_options import qemu_urls
 
         specs = qemu_urls(config, names, ids)
     else:

@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import ClassVar, TypeVar
 
+from ..credentials.secret import Credential
 from ..errors import (
     CommandTimeout,
     FileTransferError,
@@ -46,6 +47,8 @@ from ..hypervisors.qemu.guest import AGENT_OUTPUT_LIMIT, GuestAgent
 from ..hypervisors.qemu.machine import vm_folder
 from ..hypervisors.qemu.protocol import AgentError
 from ..results import CommandResult
+from ..settings import Settings
+from ..targets import Target
 from ..transports.agentproto import run_spec
 from ..transports.runner import OutputCallback
 from ..transports.shellproto import compose
@@ -72,8 +75,8 @@ class QemuTransport(Transport):
     _channel: Channel | None = None
     _count = 0
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, target: Target, credential: Credential | None, settings: Settings) -> None:
+        super().__init__(target, credential, settings)
         self._session = secrets.token_hex(8)
         self._started = False  # a command ran: there may be something to kill at close
 
