@@ -147,3 +147,49 @@ def test_cli_lab_up_vm_prints_the_target_and_down_removes_it(tmp_path: Path) -> 
     assert main(["lab", "down", "--dir", str(workdir)]) == 0
     assert qemu_pid(vm) is None and not (workdir / "qemu").exists()
     assert not Path(f"/proc/{pid}").exists() or "qemu" not in Path(f"/proc/{pid}/cmdline").read_text()
+
+
+def test_stopped_vm_vm_start_and_ready_timeout(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """An Off VM errors naming --vm-start; --vm-start with a too short --vm-ready-timeout gives a
+    bounded VMReadyTimeout (the guest cannot boot in 0.5 s on TCG)."""
+    host = QemuHost(tmp_path, timeout=10)
+    vm, disk = host.provision(ProvisionSpec(str(build_image().base_disk), "cold"))
+    pytester.makepyfile("def test_x(target): pass")
+    common = ("--vm-name", "cold", "--hypervisor", "qemu", "--qemu-dir", str(tmp_path))
+    try:
+        result = plugin_run(pytester, *common)
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(["*VMNotRunning: *the VM is Off: not started (pass "
+                                     "--vm-start*"])
+        began = time.monotonic()
+        result = plugin_run(pytester, *common, "--vm-start", "--vm-ready-timeout", "0.5")
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(["*VMReadyTimeout: qemu://cold?dir=*: the VM was not ready after "
+                                     "0.5s*--vm-ready-timeout*"])
+        assert time.monotonic() - began < 30
+        assert host.state(vm).state == "Running"  # started by --vm-start, as Hyper-V's would be
+    finally:
+        host.destroy(vm, disk)
+    assert qemu_pid(vm) is None
+
+
+def test_keep_vm_keeps_a_failed_tests_checkpoint(pytester: pytest.Pytester,
+                                                 qemu_lab: QemuLab) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.destructive
+        def test_breaks(target):
+            target.run("echo broken > /data/kept", check=True)
+            assert False, "fails on purpose"
+    """)
+    result = plugin_run(pytester, "--hosts", qemu_lab.url, "--keep-vm")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*VMs kept (--keep-vm)*", "*checkpoint 'psdirect-*' kept (back: "
+                                 "QMP snapshot-load, then snapshot-delete)*"])
+    name = next(w for w in result.stdout.str().split("'") if w.startswith("psdirect-"))
+    assert run_in(qemu_lab, "cat /data/kept") == "broken\n"  # left as the test left it
+    qemu_lab.host.restore(qemu_lab.vm, name)
+    qemu_lab.host.wait_ready(qemu_lab.vm, 30, None)
+    qemu_lab.host.remove_checkpoint(qemu_lab.vm, name)
+    assert run_in(qemu_lab, "cat /data/kept 2>&1; true").startswith("cat: can't open")
