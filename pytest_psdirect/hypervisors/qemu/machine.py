@@ -57,6 +57,8 @@ AGENT_PORT = "org.qemu.guest_agent.0"
 _STATES = {"running": "Running", "paused": "Paused", "suspended": "Paused", "prelaunch": "Starting",
            "inmigrate": "Starting", "restore-vm": "Starting", "save-vm": "Running",
            "finish-migrate": "Running", "shutdown": "Off", "guest-panicked": "Off"}
+#: how long stop() waits for the guest to power off after ACPI powerdown before ending QEMU
+GRACE = 20.0
 READY_HINT = ("the guest may still be booting, or qemu-ga does not run in it: read the VM's "
               "console.log in its folder; raise --vm-ready-timeout if it is only slow")
 
@@ -138,12 +140,11 @@ def qemu_pid(vm: QemuVM) -> int | None:
         pid = int(vm.pidfile.read_text().strip())
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             argv = fh.read().split(b"\0")
-    except (OSError, ValueError):
+        with open(f"/proc/{pid}/stat") as fh:
+            zombie = fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, ValueError, IndexError):
         return None
-    with open(f"/proc/{pid}/stat") as fh:
-        if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
-            return None
-    return pid if str(vm.qmp).encode() in b" ".join(argv) else None
+    return pid if not zombie and str(vm.qmp).encode() in b" ".join(argv) else None
 
 
 def last_words(vm: QemuVM, size: int = 400) -> str:
@@ -255,7 +256,7 @@ class QemuHost:
             return
         with contextlib.suppress(PSDirectError):
             self.qmp(vm, "quit" if force else "system_powerdown")
-        deadline = self._clock() + (2.0 if force else self.timeout)
+        deadline = self._clock() + (2.0 if force else min(self.timeout, GRACE))
         while qemu_pid(vm) is not None and self._clock() < deadline:
             self._reap(vm)
             time.sleep(0.05)
