@@ -29,6 +29,7 @@ from .errors import PSDirectError, TargetSpecError
 from .inventory import Inventory, load_inventory
 from .lab.containers import STATE_FILE as CONTAINERS_STATE
 from .lab.containers import ContainerLab
+from .lab.qemu import QemuLab
 from .lab.sshlab import SSHLab
 from .results import CommandResult
 from .sessions import SessionPool
@@ -38,6 +39,8 @@ from .transports import TransportRegistry
 
 
 def _lab(args: argparse.Namespace) -> int:
+    """``lab up``: sshd hosts (``--hosts``), containers (``--containers``) and a QEMU VM
+    (``--vm``), each printed with the target to use; ``lab down``: whatever ``up`` recorded."""
     workdir = Path(args.dir)
     if args.action == "up":
         if args.hosts:
@@ -49,12 +52,21 @@ def _lab(args: argparse.Namespace) -> int:
         if args.containers:  # lab/containers.py
             urls = ContainerLab(workdir).up(args.containers)
             print(f"containers: --hosts '{','.join(urls)}'")
+        if args.vm:  # lab/qemu.py
+            url = QemuLab(workdir / "qemu").up()
+            print(f"vm  {url}  (QEMU guest agent)")
+            print(f"try: pytest SUITE --hosts '{url}'")
         print(f"stop it:   psdirect lab down --dir {workdir}")
         return 0
-    found = [p.name for p in (workdir / "lab.json", workdir / CONTAINERS_STATE) if p.exists()]
+    found = [p.name for p in (workdir / "lab.json", workdir / CONTAINERS_STATE, workdir / "qemu")
+             if p.exists()]
     if not found:
         print(f"no lab recorded in {workdir}", file=sys.stderr)
         return 1
+    if "qemu" in found:
+        QemuLab(workdir / "qemu").down()
+        (workdir / "qemu").rmdir()
+        print("QEMU VM removed: its process, overlay disk and sockets")
     if CONTAINERS_STATE in found:
         ContainerLab.load(workdir).down()
         print("containers removed")
@@ -259,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     lab.add_argument("--hosts", type=int, default=3, help="number of sshd hosts (default 3)")
     lab.add_argument("--containers", type=int, default=0, metavar="N",
                      help="also start N podman/docker containers (default 0)")
+    lab.add_argument("--vm", action="store_true",
+                     help="also start a small QEMU VM reached through its guest agent "
+                          "(qemu://psdirect-vm; --hosts 0 for the VM alone)")
     lab.add_argument("--subnet", default=None,
                      help="first three octets of the lab's /24 (default: the first free 10.N.0, "
                           "N >= 200)")

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 
 from .errors import RunAsAdministratorNotForVMs, TargetSpecError
 
-#: Schemes DESIGN.md plans whose transports have not landed yet (named "planned" in errors).
-PLANNED_SCHEMES = ("qemu",)
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.\-]*$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9_.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
 _SECRET_OPTIONS = ("password", "passwd", "pass", "secret", "token")
@@ -34,6 +32,8 @@ _SECRET_OPTIONS = ("password", "passwd", "pass", "secret", "token")
 VM_SCHEMES = ("vm", "vmid")
 #: URL options of vm:// and vmid:// (``host`` = the Hyper-V host, ``host_credential`` = a reference)
 VM_OPTIONS = ("host", "host_credential", "route", "timeout")
+#: URL options of qemu:// (the guest agent's socket, a libvirt URI, or the VMs' folder)
+QEMU_OPTIONS = ("connect", "dir", "qga", "timeout")
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Target:
             netloc = f"{self.user}@{netloc}"
         if self.port is not None:
             netloc = f"{netloc}:{self.port}"
-        if self.scheme in (*VM_SCHEMES, "container"):  # option values are URLs: keep them parseable
+        if self.scheme in (*VM_SCHEMES, "container", "qemu"):  # option values are URLs: keep them parseable
             query = "&".join(f"{k}={urllib.parse.quote(v, safe=':/@,')}" for k, v in self.options)
         else:
             query = "&".join(f"{k}={v}" for k, v in self.options)
@@ -66,7 +66,7 @@ class Target:
 
     @property
     def vm_name(self) -> str:
-        """The decoded VM name of a ``vm://`` target (its GUID for ``vmid://``)."""
+        """The decoded VM name of a ``vm://``/``qemu://`` target (its GUID for ``vmid://``)."""
         return urllib.parse.unquote(self.host)
 
     def option(self, key: str, default: str | None = None) -> str | None:
@@ -93,7 +93,7 @@ def parse_target(spec: str, *, name: str | None = None, tags: frozenset[str] = f
         raise TargetSpecError("empty target", hint="give a URL such as ssh://admin@host or local://")
     if "://" not in text:
         text = f"ssh://{text}"
-    if text.split("://", 1)[0].lower() in VM_SCHEMES:
+    if text.split("://", 1)[0].lower() in (*VM_SCHEMES, "qemu"):
         return _parse_vm(spec, text, name=name, tags=tags, credential_ref=credential_ref)
     try:
         parts = urllib.parse.urlsplit(text)
@@ -134,13 +134,16 @@ def parse_target(spec: str, *, name: str | None = None, tags: frozenset[str] = f
 
 def _parse_vm(spec: str, text: str, *, name: str | None, tags: frozenset[str],
               credential_ref: str | None) -> Target:
-    """``vm://NAME[?opts]`` (NAME percent-decoded: any character a Hyper-V name may hold) or
-    ``vmid://GUID[?opts]``; the canonical form percent-encodes the name.
+    """``vm://NAME[?opts]`` (NAME percent-decoded: any character a Hyper-V name may hold),
+    ``qemu://NAME[?opts]`` (a QEMU VM or libvirt domain, case kept) or ``vmid://GUID[?opts]``;
+    the canonical form percent-encodes the name.
 
     >>> parse_target("vm://my%20vm%3B%24x").vm_name
     'my vm;$x'
     >>> parse_target("vmid://{4F2C8D1A-0000-4000-8000-00000000ABCD}").url
     'vmid://4f2c8d1a-0000-4000-8000-00000000abcd'
+    >>> parse_target("qemu://Web01?connect=qemu:///system").url
+    'qemu://Web01?connect=qemu:///system'
     """
     scheme, _, rest = text.partition("://")
     scheme = scheme.lower()
@@ -162,15 +165,16 @@ def _parse_vm(spec: str, text: str, *, name: str | None, tags: frozenset[str],
                                   hint="write vmid://4f2c8d1a-...; Get-VM NAME | Select Id gives it, "
                                        "or use vm://NAME") from None
     options = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    allowed = QEMU_OPTIONS if scheme == "qemu" else VM_OPTIONS
     for key, _ in options:
-        if key.lower() in ("runasadministrator", "run_as_administrator"):
+        if key.lower() in ("runasadministrator", "run_as_administrator") and scheme != "qemu":
             raise RunAsAdministratorNotForVMs(
                 f"target {spec!r}: Parameter set cannot be resolved using the specified named "
                 "parameters. (-RunAsAdministrator is not supported when connecting to VMs)")
-        if key not in VM_OPTIONS:
+        if key not in allowed:
             raise TargetSpecError(f"target {_redact(spec)!r}: unknown option {key!r}",
-                                  hint=f"{scheme}:// takes {', '.join(VM_OPTIONS)}")
-    host = urllib.parse.quote(value, safe="-._~") if scheme == "vm" else value
+                                  hint=f"{scheme}:// takes {', '.join(allowed)}")
+    host = urllib.parse.quote(value, safe="-._~") if scheme != "vmid" else value
     return Target(scheme=scheme, host=host, options=tuple(sorted(options)), name=name, tags=tags,
                   credential_ref=credential_ref)
 
@@ -178,25 +182,21 @@ def _parse_vm(spec: str, text: str, *, name: str | None, tags: frozenset[str],
 def check_scheme(target: Target, available: Iterable[str]) -> None:
     """Raise :class:`TargetSpecError` unless a transport serves ``target.scheme``.
 
-    The hint lists only the schemes that have a transport (``available``, the registry's);
-    a scheme DESIGN.md plans is named as planned.
+    The hint lists only the schemes that have a transport (``available``, the registry's).
 
-    >>> for url in ("ftp://h", "qemu://h", "ssh://h"):
+    >>> for url in ("ftp://h", "ssh://h"):
     ...     try:
     ...         check_scheme(parse_target(url), ["local", "ssh"])
     ...     except TargetSpecError as exc:
     ...         print(exc)
     unknown scheme 'ftp' in target 'ftp://h' (hint: use one of: local, ssh)
-    no transport for qemu:// targets in this version: it is planned (hint: use one of: local, ssh)
     """
     schemes = sorted(available)
     if target.scheme in schemes:
         return
     where = f"inventory target {target.name!r} ({target.url})" if target.name else repr(target.url)
-    message = (f"no transport for {target.scheme}:// targets in this version: it is planned"
-               if target.scheme in PLANNED_SCHEMES
-               else f"unknown scheme {target.scheme!r} in target {where}")
-    raise TargetSpecError(message, hint=f"use one of: {', '.join(schemes)}")
+    raise TargetSpecError(f"unknown scheme {target.scheme!r} in target {where}",
+                          hint=f"use one of: {', '.join(schemes)}")
 
 
 def _redact(spec: str) -> str:

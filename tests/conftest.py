@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from qemu_fixtures import qemu_lab  # noqa: F401  (the QEMU guest, shared by tests/test_qemu_*)
 
 from pytest_psdirect import Credential, Secret, Settings
 from pytest_psdirect.credentials.providers import from_file

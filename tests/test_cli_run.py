@@ -44,7 +44,7 @@ def test_streams_as_it_arrives_and_passes_the_status(monkeypatch: pytest.MonkeyP
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["run", "ftp://x", "true"], "unknown scheme 'ftp'"),
-    (["run", "qemu://vm1", "true"], "it is planned"),
+    (["run", "qemu://vm1?dir=/nonexistent", "true"], "no QEMU VM there: /nonexistent/vm1/qga.sock"),
     (["run", "web01", "true"], "'web01' is neither an inventory name nor a URL (inventory names: none"),
     (["run", "web01", "--", "uname", "--inventory", "x.toml"], "put psdirect's options before --"),
     (["run", "--ssh-key", "/no/key", "local://", "true"], "--ssh-key /no/key: no such file"),

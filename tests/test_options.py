@@ -60,7 +60,7 @@ def test_parse_size_refuses(text: str) -> None:
     (["--ssh-known-hosts", "/no/known_hosts"], "*--ssh-known-hosts /no/known_hosts: no such file*"),
     (["--ssh-config", "/no/config"], "*--ssh-config /no/config: no such file*"),
     (["--hosts", "ftp://x"], "*unknown scheme 'ftp' in target 'ftp://x' (hint: use one of: *local, *ssh*)*"),
-    (["--hosts", "qemu://x"], "*qemu:// targets in this version: it is planned*one of: *local, *ssh*)"),
+    (["--hosts", "qemu://x?bogus=1"], "*unknown option 'bogus'*qemu:// takes connect, dir, qga, timeout*"),
 ])
 def test_bad_values_are_usage_errors(pytester: pytest.Pytester, args: list[str],
                                      message: str) -> None:

@@ -17,7 +17,7 @@ def test_help_shows_the_option_group(pytester: pytest.Pytester) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     (["--hosts", "ftp://x"], "*unknown scheme 'ftp'*"),
     (["--hosts", "ssh://root:pw@h"], "*has a password in its URL*--credential-env*"),
-    (["--hosts", "qemu://vm01"], "*no transport for qemu:// targets in this version*"),
+    (["--hosts", "qemu://vm01?port=1"], "*qemu://vm01?port=1*unknown option 'port'*"),
     (["--inventory", "missing.toml"], "*cannot read inventory missing.toml*"),
     (["--ssh-key", "/no/key", "--hosts", "local://"], "*--ssh-key /no/key: no such file*"),
     (["--psdirect-connect-timeout", "-1"], "*must be more than 0 seconds*"),

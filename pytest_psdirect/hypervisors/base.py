@@ -1,8 +1,8 @@
 """The hypervisor interface: VM lifecycle the plugin drives, whatever runs the VM.
 
-Hyper-V implements it in :mod:`.hyperv.lifecycle` (host PowerShell templates); a QEMU backend
-can implement the same methods with libvirt/QMP and the guest agent (its ``VM`` a domain name),
-and the plugin's markers and options work unchanged.
+Hyper-V implements it in :mod:`.hyperv.lifecycle` (host PowerShell templates), QEMU in
+:mod:`.qemu.machine` (VMs the plugin starts: QMP and the guest agent) and :mod:`.qemu.libvirt`
+(libvirt domains: virsh); the plugin's markers and options work unchanged on all three.
 
 >>> VMStatus("Saved").stopped, VMStatus("Running", "OK").ready
 (True, True)

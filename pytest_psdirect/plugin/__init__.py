@@ -28,7 +28,8 @@ pytest_plugins = ["pytest_psdirect.plugin.fixtures", "pytest_psdirect.plugin.xdi
                   "pytest_psdirect.plugin.redact", "pytest_psdirect.plugin.lifecycle",
                   "pytest_psdirect.plugin.containers",
                   "pytest_psdirect.plugin.shell_on_fail",
-                  "pytest_psdirect.plugin.compliance"]
+                  "pytest_psdirect.plugin.compliance",
+                  "pytest_psdirect.plugin.qemu_options"]
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

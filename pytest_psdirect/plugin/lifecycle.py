@@ -17,6 +17,11 @@ the temporary checkpoint kept) and says what was kept.
 ``--vm-provision template=PATH,...`` makes a VM for the run (New-VHD -Differencing on the template
 disk, New-VM), adds it as a ``vm://`` target, starts it before its first test and removes it and
 its disk at the end of the run (kept with ``--keep-vm`` when one of its tests failed).
+
+``qemu://`` targets (``--hypervisor qemu``, :mod:`.qemu_options`) get the same steps from
+:class:`~pytest_psdirect.hypervisors.qemu.machine.QemuHost` (VM folders the plugin starts: QMP
+snapshot jobs, qcow2 overlays) or :class:`~pytest_psdirect.hypervisors.qemu.libvirt.LibvirtHost`
+(``?connect=``: virsh); readiness is the guest agent answering, no credential needed.
 """
 
 from __future__ import annotations
@@ -26,13 +31,14 @@ import logging
 import secrets
 from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _pytest import nodes
 
 from ..credentials.secret import Credential
-from ..errors import ConnectFailed, PSDirectError, TransportUnavailable
-from ..hypervisors.base import ProvisionSpec, parse_provision
+from ..errors import ConnectFailed, PSDirectError, TransportUnavailable, VMLifecycleError
+from ..hypervisors.base import Hypervisor, ProvisionSpec, parse_provision
 from ..hypervisors.hyperv.lifecycle import HyperVHost
 from ..hypervisors.hyperv.nested import VMRef
 from ..settings import validate_timeout
@@ -41,7 +47,7 @@ from .options import _option_type
 from .state import POOL, REGISTRY, SETTINGS, fail_with
 
 log = logging.getLogger(__name__)
-VM_SCHEMES = ("vm", "vmid")
+VM_SCHEMES = ("vm", "vmid", "qemu")
 DEFAULT_READY_TIMEOUT = 300.0
 CALL_FAILED = pytest.StashKey[bool]()
 
@@ -65,7 +71,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     type=_option_type(_provision, "--vm-provision"),
                     help="make a VM for the run on the Hyper-V host from a template disk "
                          "(differencing disk), destroyed after the run: 'template=PATH[,name=NAME]"
-                         "[,switch=SWITCH][,memory=2G][,generation=2][,cpus=N]' (repeatable)")
+                         "[,switch=SWITCH][,memory=2G][,generation=2][,cpus=N]' (repeatable); "
+                         "with --hypervisor qemu a qcow2 overlay of the template")
 
 
 def ready_timeout(config: pytest.Config) -> float:
@@ -133,18 +140,22 @@ class VMLifecycle:
         self.start = bool(config.getoption("vm_start"))
         self.ready_timeout = ready_timeout(config)
         self.keep = bool(config.getoption("keep_vm"))
-        self._hosts: dict[tuple[str, str], HyperVHost] = {}
+        self._hosts: dict[tuple[str, str], Hypervisor[Any]] = {}
         self._ready: dict[str, PSDirectError | None] = {}
         self._scopes_done: set[tuple[str, str]] = set()
         self._temporary: dict[str, str] = {}  # item nodeid -> checkpoint name
         self.kept: list[str] = []
         self._to_provision = {s.name: s for s in config.getoption("vm_provision")}
-        self._provisioned: dict[str, tuple[Target, VMRef, str]] = {}  # url -> (target, vm, disk)
+        self._provisioned: dict[str, tuple[Target, Any, str]] = {}  # url -> (target, vm, disk)
         self._failed: set[str] = set()  # urls of targets with a failed test
         self.destroyed: list[str] = []
 
     # -- plumbing -------------------------------------------------------------------------------
-    def hyperv(self, target: Target) -> HyperVHost:
+    def hypervisor(self, target: Target) -> Hypervisor[Any]:
+        """The hypervisor of ``target``: its Hyper-V host, the plugin's QEMU VMs folder, or a
+        libvirt connection. VMLifecycleError for a qemu:// target given only by its socket."""
+        if target.scheme == "qemu":
+            return self._qemu(target)
         from ..credentials.providers import resolve_reference
         from ..transports.psdirect import hyperv_host_target
 
@@ -157,6 +168,23 @@ class VMLifecycle:
             self._hosts[key] = HyperVHost(transport, timeout=settings.command_timeout)
         return self._hosts[key]
 
+    def _qemu(self, target: Target) -> Hypervisor[Any]:
+        from ..hypervisors.qemu.libvirt import LibvirtHost
+        from ..hypervisors.qemu.machine import QemuHost
+
+        if target.option("qga"):
+            raise VMLifecycleError("a VM given by its agent socket (?qga=) has no lifecycle here",
+                                   target=target.url,
+                                   hint="name its folder (?dir=, --qemu-dir) or its libvirt "
+                                        "connection (?connect=) for checkpoints and --vm-start")
+        timeout = self.config.stash[SETTINGS].command_timeout
+        connect = target.option("connect")
+        key = ("libvirt", connect) if connect else ("qemu", target.option("dir") or "")
+        if key not in self._hosts:
+            self._hosts[key] = (LibvirtHost(connect, timeout=timeout) if connect else
+                                QemuHost(Path(key[1]) if key[1] else None, timeout=timeout))
+        return self._hosts[key]
+
     def _credential(self, target: Target) -> Credential | None:
         """The guest credential for the readiness probe, if one is given explicitly (never a
         keyring look-up or a prompt here: the target's session asks for those, once)."""
@@ -164,8 +192,13 @@ class VMLifecycle:
             target=target, config=self.config, required=False)
         return found
 
-    @staticmethod
-    def _vm(target: Target) -> VMRef:
+    def _vm(self, target: Target) -> Any:
+        if target.scheme == "qemu":
+            from ..hypervisors.qemu.machine import QemuHost, QemuVM
+
+            host = self.hypervisor(target)
+            return QemuVM(target.vm_name, host.root) if isinstance(host, QemuHost) else \
+                target.vm_name
         from ..transports.psdirect import vm_ref
 
         return vm_ref(target)
@@ -175,7 +208,8 @@ class VMLifecycle:
         """Once per target: its state, --vm-start, readiness. A failure is kept for its tests."""
         if target.url not in self._ready:
             try:
-                self._bring_up(target, starting=self.start)
+                if not (target.scheme == "qemu" and target.option("qga")):  # a bare socket:
+                    self._bring_up(target, starting=self.start)  # no lifecycle to drive
                 self._ready[target.url] = None
             except (TransportUnavailable, ConnectFailed) as exc:
                 if type(exc) not in (ConnectFailed, TransportUnavailable):
@@ -193,8 +227,8 @@ class VMLifecycle:
     def _bring_up(self, target: Target, *, starting: bool) -> None:
         from ..errors import VMNotRunning
 
-        hv, vm = self.hyperv(target), self._vm(target)
-        spec = self._to_provision.get(target.vm_name) if target.scheme == "vm" else None
+        hv, vm = self.hypervisor(target), self._vm(target)
+        spec = self._to_provision.get(target.vm_name) if target.scheme in ("vm", "qemu") else None
         if spec is not None and target.url not in self._provisioned:
             made, disk = hv.provision(spec)
             self._provisioned[target.url] = (target, made, disk)
@@ -211,7 +245,7 @@ class VMLifecycle:
 
     def restore(self, target: Target, name: str) -> None:
         """Back to checkpoint ``name``, started, ready; the target's session reopens."""
-        hv, vm = self.hyperv(target), self._vm(target)
+        hv, vm = self.hypervisor(target), self._vm(target)
         hv.restore(vm, name)
         self._reset_session(target)
         self._bring_up(target, starting=True)  # a restore leaves it Off/Saved: ours to start
@@ -243,7 +277,7 @@ class VMLifecycle:
                     self.restore(target, plan.restore)
             if plan.take:
                 name = f"psdirect-{secrets.token_hex(4)}"
-                self.hyperv(target).checkpoint(self._vm(target), name)
+                self.hypervisor(target).checkpoint(self._vm(target), name)
                 self._temporary[item.nodeid] = name
         except PSDirectError as exc:
             exc.target = target.url
@@ -270,8 +304,9 @@ class VMLifecycle:
         failed = item.stash.get(CALL_FAILED, False)
         temporary = self._temporary.pop(item.nodeid, None)
         if failed and self.keep and (temporary or plan.after):
-            what = (f"checkpoint {temporary!r} kept (back: Restore-VMSnapshot, then "
-                    "Remove-VMSnapshot, on the host)" if temporary else "not restored")
+            back = ("QMP snapshot-load, then snapshot-delete" if target.scheme == "qemu" else
+                    "Restore-VMSnapshot, then Remove-VMSnapshot, on the host")
+            what = f"checkpoint {temporary!r} kept (back: {back})" if temporary else "not restored"
             self.kept.append(f"{target.url}: {item.nodeid}: {what}")
             log.warning("%s: --keep-vm: %s failed, VM left as it is (%s)", target.url,
                         item.nodeid, what)
@@ -281,7 +316,7 @@ class VMLifecycle:
                 try:
                     self.restore(target, temporary)
                 finally:
-                    self.hyperv(target).remove_checkpoint(self._vm(target), temporary)
+                    self.hypervisor(target).remove_checkpoint(self._vm(target), temporary)
             if plan.restore is not None and plan.after and _leaves(plan, item, nextitem, target):
                 self.restore(target, plan.restore)
         except PSDirectError as exc:
@@ -293,16 +328,16 @@ class VMLifecycle:
         """Destroy the VMs this run provisioned (keep a failed one's with --keep-vm)."""
         for url, (target, vm, disk) in list(self._provisioned.items()):
             if self.keep and url in self._failed:
-                self.kept.append(f"{url}: a test failed: provisioned VM kept (id {vm.id}, disk "
-                                 f"{disk}); remove it with Remove-VM and delete the disk")
+                self.kept.append(f"{url}: a test failed: provisioned VM kept ({_describe(vm)}, "
+                                 f"disk {disk}); remove it and delete the disk")
                 continue
             self._reset_session(target)
             try:
-                self.hyperv(target).destroy(vm, disk)
+                self.hypervisor(target).destroy(vm, disk)
             except PSDirectError as exc:
                 log.warning("%s: destroying the provisioned VM failed: %s", url, exc)
-                self.kept.append(f"{url}: destroying it failed ({exc.message}): id {vm.id}, "
-                                 f"disk {disk}")
+                self.kept.append(f"{url}: destroying it failed ({exc.message}): "
+                                 f"{_describe(vm)}, disk {disk}")
             else:
                 self.destroyed.append(f"{url}: provisioned VM removed with its disk")
             del self._provisioned[url]
@@ -323,6 +358,11 @@ class VMLifecycle:
                 hv.close()
             except Exception as exc:
                 log.warning("closing a Hyper-V host session failed: %s", exc)
+
+
+def _describe(vm: Any) -> str:
+    """How to find a provisioned VM again: its Hyper-V id, or its QEMU folder."""
+    return f"id {vm.id}" if isinstance(vm, VMRef) else f"folder {vm.folder}"
 
 
 def _leaves(plan: Plan, item: pytest.Item, nextitem: pytest.Item | None, target: Target) -> bool:

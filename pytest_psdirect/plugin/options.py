@@ -205,10 +205,15 @@ def vm_specs(config: pytest.Config) -> list[str]:
     names = [n.strip() for opt in config.getoption("vm_name") for n in opt.split(",") if n.strip()]
     ids = [i.strip() for opt in config.getoption("vm_id") for i in opt.split(",") if i.strip()]
     names += [spec.name for spec in config.getoption("vm_provision", None) or []]  # lifecycle.py
-    specs = [Target("vm", urllib.parse.quote(n, safe="-._~"), options=tuple(options)).url
-             for n in names]
-    specs += [Target("vmid", urllib.parse.quote(i, safe="-._~"), options=tuple(options)).url
-              for i in ids]
+    if config.getoption("hypervisor", None) == "qemu":
+        from .qemu_options import qemu_urls
+
+        specs = qemu_urls(config, names, ids)
+    else:
+        specs = [Target("vm", urllib.parse.quote(n, safe="-._~"), options=tuple(options)).url
+                 for n in names]
+        specs += [Target("vmid", urllib.parse.quote(i, safe="-._~"), options=tuple(options)).url
+                  for i in ids]
     containers = [c.strip() for opt in config.getoption("container_id")
                   for c in opt.split(",") if c.strip()]
     admin = [("run_as_administrator", "1")] if config.getoption("run_as_administrator") else []

@@ -28,7 +28,7 @@ class _Entry:
     extra: str | None  # pip extra that brings its dependencies
 
 
-#: scheme -> "module:Class". Planned (DESIGN.md): winrm, pwsh+ssh, vm, vmid, container, qemu.
+#: scheme -> "module:Class".
 BUILTIN_TRANSPORTS: dict[str, _Entry] = {
     "local": _Entry("pytest_psdirect.transports.local:LocalTransport", None),
     "ssh": _Entry("pytest_psdirect.transports.ssh:SSHTransport", None),
@@ -39,6 +39,7 @@ BUILTIN_TRANSPORTS: dict[str, _Entry] = {
     "container": _Entry("pytest_psdirect.transports.container:ContainerTransport", None),
     "vm": _Entry("pytest_psdirect.transports.psdirect:PSDirectTransport", None),
     "vmid": _Entry("pytest_psdirect.transports.psdirect:PSDirectIdTransport", None),
+    "qemu": _Entry("pytest_psdirect.transports.qemu:QemuTransport", None),
 }
 
 
