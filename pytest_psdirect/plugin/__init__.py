@@ -24,8 +24,11 @@ from .report import TargetReport
 from .state import REGISTRY, SELECTION, SETTINGS, NoTarget
 
 #: fixtures and pytest_unconfigure live in their own module, loaded as a plugin by pytest.
-pytest_plugins = ["pytest_psdirect.plugin.fixtures", "pytest_psdirect.plugin.xdist_sched",
-                  "pytest_psdirect.plugin.redact", "pytest_psdirect.plugin.lifecycle"]
+#: (in import order: a module here imports only those before it, so all are assertion-rewritten)
+pytest_plugins = ["pytest_psdirect.plugin.xdist_sched", "pytest_psdirect.plugin.throttle",
+                  "pytest_psdirect.plugin.fleet", "pytest_psdirect.plugin.fixtures",
+                  "pytest_psdirect.plugin.redact", "pytest_psdirect.plugin.lifecycle",
+                  "pytest_psdirect.plugin.fleet_report"]
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

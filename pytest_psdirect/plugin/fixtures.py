@@ -14,11 +14,13 @@ from ..credentials.secret import Credential
 from ..errors import PSDirectError
 from ..sessions import SessionPool, TargetSession
 from ..targets import Target
+from .fleet import FLEET
 from .state import POOL, REGISTRY, SETTINGS, NoTarget, fail_with
 from .testinfra_compat import testinfra_host
 
 
-def _pool(config: pytest.Config) -> SessionPool:
+def pool_of(config: pytest.Config) -> SessionPool:
+    """This process's session pool, made on first use (throttled by :mod:`.fleet`'s gate)."""
     if POOL not in config.stash:
         hook = config.hook
 
@@ -33,8 +35,10 @@ def _pool(config: pytest.Config) -> SessionPool:
         def closed(target: Target) -> None:
             hook.pytest_psdirect_session_closed(target=target)
 
+        fleet = config.stash.get(FLEET, None)
         config.stash[POOL] = SessionPool(config.stash[REGISTRY], config.stash[SETTINGS],
-                                         credential_for, opened, closed)
+                                         credential_for, opened, closed,
+                                         fleet.gate if fleet is not None else None)
     return config.stash[POOL]
 
 
@@ -62,7 +66,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def make_session(pytestconfig: pytest.Config) -> Iterator[SessionPool]:
     """Session-scoped factory: ``make_session.get(parse_target(url))`` -> open TargetSession."""
-    pool = _pool(pytestconfig)
+    pool = pool_of(pytestconfig)
     yield pool
     pool.close_all()
 
