@@ -6,9 +6,9 @@ Override ``make_session`` in a conftest to change how sessions open; tests stay 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
-import testinfra.host
 
 from ..credentials.secret import Credential
 from ..errors import PSDirectError
@@ -17,6 +17,9 @@ from ..targets import Target
 from .fleet import FLEET
 from .state import POOL, REGISTRY, SETTINGS, NoTarget, fail_with
 from .testinfra_compat import testinfra_host
+
+if TYPE_CHECKING:  # testinfra is imported when a test asks for ``host`` (~25 ms otherwise)
+    import testinfra.host
 
 
 def pool_of(config: pytest.Config) -> SessionPool:

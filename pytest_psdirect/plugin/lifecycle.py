@@ -26,6 +26,7 @@ import logging
 import secrets
 from collections.abc import Generator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from _pytest import nodes
@@ -33,12 +34,14 @@ from _pytest import nodes
 from ..credentials.secret import Credential
 from ..errors import ConnectFailed, PSDirectError, TransportUnavailable
 from ..hypervisors.base import ProvisionSpec, parse_provision
-from ..hypervisors.hyperv.lifecycle import HyperVHost
 from ..hypervisors.hyperv.nested import VMRef
 from ..settings import validate_timeout
 from ..targets import Target
 from .options import _option_type
 from .state import POOL, REGISTRY, SETTINGS, fail_with
+
+if TYPE_CHECKING:  # imported with the first VM target, not in every run
+    from ..hypervisors.hyperv.lifecycle import HyperVHost
 
 log = logging.getLogger(__name__)
 VM_SCHEMES = ("vm", "vmid")
@@ -146,6 +149,7 @@ class VMLifecycle:
     # -- plumbing -------------------------------------------------------------------------------
     def hyperv(self, target: Target) -> HyperVHost:
         from ..credentials.providers import resolve_reference
+        from ..hypervisors.hyperv.lifecycle import HyperVHost
         from ..transports.psdirect import hyperv_host_target
 
         key = (target.option("host") or "", target.option("host_credential") or "")
