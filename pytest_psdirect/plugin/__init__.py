@@ -2,7 +2,7 @@
 
 Every test that uses the ``target`` fixture runs once per target; the test id is the target's
 canonical URL. Under ``-n`` (without an explicit ``--dist``) each target's tests stay on one worker
-(:class:`~.xdist_sched.TargetScheduling`), so one session per target serves them all, and test ids
+(:class:`~.xdist_scheduling.TargetScheduling`), so one session per target serves them all, and test ids
 stay exactly what they are without ``-n``.
 
 pytest-psdirect replaces pytest-testinfra's pytest plugin, whichever of the two pytest loads first;

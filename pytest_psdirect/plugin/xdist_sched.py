@@ -3,9 +3,14 @@
 xdist's ``--dist loadgroup`` would group by ``xdist_group`` marks, but its workers append
 ``@group`` to every marked node id, which changes test ids and JUnit names between runs with and
 without ``-n``. So when ``-n`` is given without ``--dist``, the plugin schedules with
-:class:`~.xdist_scheduling.TargetScheduling` instead: the group of a test is the target URL in its id, read back from
-the node id; tests with no target id are grouped by module, as ``--dist loadscope`` does.
-An explicit ``--dist`` is left alone.
+:class:`~.xdist_scheduling.TargetScheduling` instead: the group of a test is the target URL in
+its id, read back from the node id; tests with no target id are grouped by module, as ``--dist
+loadscope`` does. An explicit ``--dist`` is left alone.
+
+How this meets "one session per target, a free worker takes another target's group": a target's
+tests form one scope, sent whole to one worker, so its session opens once in the run; each
+worker holds at most two scopes (the one it runs and the next) and takes the next scope from the
+shared queue when one is done, so no worker idles while targets are left.
 """
 
 from __future__ import annotations
