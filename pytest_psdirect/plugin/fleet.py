@@ -73,7 +73,9 @@ class Fleet:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.worker = getattr(config, "workerinput", None) is not None
+        workerinput = getattr(config, "workerinput", None)
+        self.worker = workerinput is not None
+        self.workers = int(workerinput.get("workercount", 1)) if workerinput else 1
         distributed = getattr(config.option, "dist", "no") != "no"
         # close a target's session after its last test only when that is knowable: a plain run,
         # or xdist with the plugin's scheduler (a target's tests arrive together, once)
@@ -135,8 +137,10 @@ class Fleet:
     def gate(self, target: Target, username: str | None) -> Lease:
         throttle = self.config.stash[THROTTLE]
         key = endpoint_key(target, username)
-        if getattr(self._local, "ahead", False):  # opening ahead never waits, never evicts
-            lease = throttle.try_acquire(key)
+        if getattr(self._local, "ahead", False):  # opening ahead never waits, never evicts,
+            # and leaves a slot for each other worker's test in front (it would wait for one)
+            free = throttle.limit - throttle.in_use()
+            lease = throttle.try_acquire(key) if free > self.workers - 1 else None
             if lease is None:
                 raise SessionLimitReached("no free slot to open ahead", target=target.url)
             return lease
@@ -159,9 +163,9 @@ class Fleet:
         if pool is None:
             return False
         for victim in reversed(candidates):
-            with self._lock:
-                self._ahead.pop(victim, None)
-            if pool.release(victim):
+            if pool.release(victim):  # False while still opening: evicted at a later call
+                with self._lock:
+                    self._ahead.pop(victim, None)
                 log.debug("throttle: closed %s (opened ahead) to open %s", victim, wanted)
                 return True
         return False

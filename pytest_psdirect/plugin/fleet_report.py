@@ -40,6 +40,7 @@ class TargetTally:
 
     outcomes: dict[str, str] = field(default_factory=dict)  # nodeid -> passed/failed/error/skipped
     seconds: dict[str, float] = field(default_factory=dict)  # nodeid -> setup+call+teardown
+    calls: dict[str, float] = field(default_factory=dict)  # nodeid -> the check itself
     unreachable: str | None = None
 
     def counts(self) -> Counter[str]:
@@ -108,6 +109,8 @@ class FleetReport:
             if previous is None or _RANK[outcome] < _RANK[previous]:
                 tally.outcomes[report.nodeid] = outcome
         tally.seconds[report.nodeid] = tally.seconds.get(report.nodeid, 0.0) + report.duration
+        if report.when == "call":
+            tally.calls[report.nodeid] = report.duration
         if report.when == "teardown":
             self.names[report.nodeid] = _property(report, "psdirect_check") or report.nodeid
             self.finished[url] += 1
@@ -143,12 +146,12 @@ class FleetReport:
             counts = tally.counts()
             if quiet and counts["passed"] + counts["skipped"] == len(tally.outcomes):
                 continue
-            slow = sorted(tally.seconds.items(), key=lambda kv: -kv[1])[:1]
+            slow = sorted(tally.calls.items(), key=lambda kv: -kv[1])[:1]
             slowest = "".join(f"; slowest {self.names.get(n, n)} {s:.2f}s" for n, s in slow)
             state = "UNREACHABLE " if tally.unreachable else ""
             tw.write_line(f"  {url.ljust(width)}  {state}{_counts_text(counts)} in "
                           f"{sum(tally.seconds.values()):.2f}s{slowest}")
-        every = sorted(((s, n, u) for u, t in self.tally.items() for n, s in t.seconds.items()),
+        every = sorted(((s, n, u) for u, t in self.tally.items() for n, s in t.calls.items()),
                        reverse=True)[:_SLOWEST]
         if every and not quiet:
             tw.write_line("  slowest checks: " + "; ".join(
@@ -156,8 +159,8 @@ class FleetReport:
         dead = self.unreachable()
         if dead:
             tw.write_sep("=", f"psdirect: unreachable targets ({len(dead)})")
-            for url, reason in dead.items():
-                tw.write_line(f"  {url}: {reason}")
+            for reason in dead.values():
+                tw.write_line(f"  {reason}")  # names the target: the line its tests error with
 
 
 def _counts_text(counts: Counter[str]) -> str:
