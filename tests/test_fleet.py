@@ -14,6 +14,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fleetlab import AgentSampler, agents, fleet_subnet, slots_held, user_processes, wait_for
@@ -29,9 +30,23 @@ USER = LAB_USER + "f"  # the fleet lab's own user, next to the 3-host lab's
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHLab]:
+    """24 sshd hosts; root may log in to hosts 1 and 2 with the runner key (remote workers).
+
+    sshd refuses key files under a world-writable folder such as /tmp, so root's key goes to
+    each host's own /etc/ssh (``/etc/netns/NS/ssh``, removed with the lab)."""
     require_lab()
-    lab = SSHLab(tmp_path_factory.mktemp("fleet"), hosts=HOSTS, user=USER, subnet=fleet_subnet())
+    workdir = tmp_path_factory.mktemp("fleet")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(workdir / "runner")],
+                   check=True)
+    lab = SSHLab(workdir, hosts=HOSTS, user=USER, subnet=fleet_subnet(),
+                 sshd_extra="PermitRootLogin prohibit-password\n"
+                            "AuthorizedKeysFile .ssh/authorized_keys /etc/ssh/keys_%u\n")
     lab.up()
+    assert lab.state is not None
+    for host in lab.state.hosts[:2]:
+        keys = Path("/etc/netns") / host.netns / "ssh" / "keys_root"
+        keys.write_text((workdir / "runner.pub").read_text())
+        keys.chmod(0o600)
     yield lab
     lab.down()
 
@@ -254,3 +269,41 @@ def _cmd(pid: int) -> str:
     from pytest_psdirect.lab.procs import cmdline
 
     return cmdline(pid)
+
+
+REMOTE_LOG = """
+import os
+def pytest_psdirect_session_opened(target, session):
+    with open(os.environ["OPENED_LOG"], "a") as fh:
+        fh.write(f"{target.url} {os.stat('/proc/self/ns/net').st_ino} {os.getpid()}\\n")
+"""
+
+
+def test_remote_workers_over_ssh_each_own_their_targets(pytester: pytest.Pytester,
+                                                        fleet: SSHLab) -> None:
+    """xdist's own remote workers (``--tx ssh=root@RUNNER//python=...//chdir=...``, execnet)
+    on two lab hosts, each in its own network namespace: every target's tests run on one of
+    them, with one session in the whole run, and the run passes. The namespaces share this
+    machine's filesystem, so the venv and the test folder are reached by path (no rsync)."""
+    assert fleet.state is not None
+    runners, targets = fleet.state.hosts[:2], fleet.state.hosts[2:14]
+    config = pytester.path / "ssh_config"
+    config.write_text(
+        f"Host {' '.join(r.address for r in runners)}\n  User root\n"
+        f"  IdentityFile {fleet.workdir / 'runner'}\n  IdentitiesOnly yes\n"
+        f"  UserKnownHostsFile {fleet.known_hosts}\n  StrictHostKeyChecking yes\n"
+        "  BatchMode yes\n")
+    pytester.makeconftest(REMOTE_LOG)
+    pytester.makepyfile(test_fleet_suite=SUITE)
+    log = pytester.path / "opened.log"
+    tx = [f"--tx=ssh={r.address}//ssh_config={config}//python={sys.executable}"
+          f"//chdir={pytester.path}" for r in runners]
+    hosts = ",".join(t.url for t in targets)
+    result = run(pytester, *tx, f"--hosts={hosts}", f"--ssh-key={fleet.key_file}",
+                 f"--ssh-known-hosts={fleet.known_hosts}", "--throttle-limit=4",
+                 env={"OPENED_LOG": str(log)})
+    result.assert_outcomes(passed=3 * len(targets))
+    opened = [line.split() for line in log.read_text().splitlines()]
+    assert sorted(url for url, _, _ in opened) == sorted(t.url for t in targets)
+    runner_ns = {str(os.stat(f"/run/netns/{r.netns}").st_ino) for r in runners}
+    assert {ns for _, ns, _ in opened} == runner_ns  # both runners took targets, nobody else

@@ -47,8 +47,11 @@ def target_of(nodeid: str, known: tuple[str, ...] = ()) -> str | None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_cmdline_main(config: pytest.Config) -> Generator[None, object, object]:
-    """``-n`` without ``--dist``: schedule by target (xdist would pick ``load`` otherwise)."""
-    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "") == "no":
+    """``-n`` or ``--tx`` without ``--dist``: schedule by target (xdist would pick ``load`` for
+    ``-n``, and not distribute at all for ``--tx`` alone)."""
+    workers = getattr(config.option, "numprocesses", None) or getattr(config.option, "tx", None)
+    in_worker = hasattr(config, "workerinput")  # a worker keeps its --tx args: never distribute
+    if workers and not in_worker and getattr(config.option, "dist", "") == "no":
         config.option.dist = "load"
         config.stash[BY_TARGET] = True
     return (yield)
