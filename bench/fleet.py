@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import COMMANDS, PACKAGES, PATHS, SUITE  # noqa: E402  # the 20 checks of bench/run.py
+from run import COMMANDS, PACKAGES, PATHS, SUITE  # the 20 checks of bench/run.py
 
-from pytest_psdirect.lab.sshlab import SSHLab  # noqa: E402
+from pytest_psdirect.lab.sshlab import SSHLab
 
 TEN = """
 import pytest

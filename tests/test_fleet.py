@@ -273,8 +273,8 @@ def _cmd(pid: int) -> str:
 
 REMOTE_LOG = """
 import os
-def pytest_psdirect_session_opened(target, session):
-    with open(os.environ["OPENED_LOG"], "a") as fh:
+def pytest_psdirect_session_opened(target, session):  # remote workers get no env: a path
+    with open(os.path.join(os.path.dirname(__file__), "opened.log"), "a") as fh:
         fh.write(f"{target.url} {os.stat('/proc/self/ns/net').st_ino} {os.getpid()}\\n")
 """
 
@@ -300,8 +300,7 @@ def test_remote_workers_over_ssh_each_own_their_targets(pytester: pytest.Pyteste
           f"//chdir={pytester.path}" for r in runners]
     hosts = ",".join(t.url for t in targets)
     result = run(pytester, *tx, f"--hosts={hosts}", f"--ssh-key={fleet.key_file}",
-                 f"--ssh-known-hosts={fleet.known_hosts}", "--throttle-limit=4",
-                 env={"OPENED_LOG": str(log)})
+                 f"--ssh-known-hosts={fleet.known_hosts}", "--throttle-limit=4")
     result.assert_outcomes(passed=3 * len(targets))
     opened = [line.split() for line in log.read_text().splitlines()]
     assert sorted(url for url, _, _ in opened) == sorted(t.url for t in targets)
