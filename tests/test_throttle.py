@@ -83,3 +83,52 @@ def test_a_folder_of_another_user_is_refused(tmp_path: Path) -> None:
     os.chown(folder, 65534, 65534)
     with pytest.raises(PermissionError, match="belongs to another user"):
         Throttle(folder, limit=1).try_acquire("local")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--throttle-limit", "-1"], "*--throttle-limit '-1': must be at least 0*"),
+    (["--throttle-limit", "many"], "*--throttle-limit 'many': not a whole number*"),
+    (["--max-sessions-per-endpoint", "0"], "*--max-sessions-per-endpoint '0': must be at least 1*"),
+])
+def test_bad_limits_are_usage_errors(pytester: pytest.Pytester, args: list[str],
+                                     message: str) -> None:
+    pytester.makepyfile("def test_x(target): pass")
+    result = pytester.runpytest("--hosts", "local://", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_ini_limits_and_a_local_run_leaves_no_lock_folder(pytester: pytest.Pytester) -> None:
+    """0 means the default; the run's lock folder is gone afterwards; local:// takes a slot."""
+    pytester.makeini("[pytest]\npsdirect_throttle_limit = 0\n"
+                     "psdirect_max_sessions_per_endpoint = 1\n")
+    pytester.makeconftest("""
+        import tempfile
+        from pathlib import Path
+        from pytest_psdirect.plugin.throttle import THROTTLE
+        def pytest_sessionfinish(session):
+            t = session.config.stash[THROTTLE]
+            Path("seen").write_text(f"{t.limit} {t.per_endpoint} {t.directory}")
+    """)
+    pytester.makepyfile("""
+        from pytest_psdirect.plugin.throttle import THROTTLE
+        def test_x(target, pytestconfig):
+            assert pytestconfig.stash[THROTTLE].in_use() == 1
+    """)
+    result = pytester.runpytest("--hosts", "local://")
+    result.assert_outcomes(passed=1)
+    limit, per_endpoint, folder = (pytester.path / "seen").read_text().split()
+    assert (limit, per_endpoint) == ("32", "1")
+    assert not Path(folder).exists()
+
+
+def test_doctests_of_the_fleet_modules() -> None:
+    import doctest
+
+    from pytest_psdirect import throttle
+    from pytest_psdirect.plugin import fleet_report
+    from pytest_psdirect.plugin import throttle as throttle_plugin
+
+    for module in (throttle, throttle_plugin, fleet_report):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
