@@ -103,7 +103,8 @@ class Throttle:
         """``directory/name``, made on first use; a folder of another user is refused (its
         owner could hold every slot, or none)."""
         path = self.directory / name
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, exist_ok=True)  # the run's folder: this user's only
+        path.mkdir(mode=0o700, exist_ok=True)
         for folder in (self.directory, path):
             if folder.stat().st_uid != os.getuid():
                 raise PermissionError(f"{folder} belongs to another user: refusing its locks")

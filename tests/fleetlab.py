@@ -1,6 +1,6 @@
 """Helpers for fleet tests: a lab of many sshd hosts, and watching their processes.
 
-Agents (the command agent a session starts on its host: ``python3 -c ...`` run by the lab user)
+Agents (the command agent a session starts on its host: ``python3 -S -c ...``, the lab user's)
 are counted across every host of the lab; each open session has exactly one.
 """
 
@@ -45,7 +45,7 @@ def _parent(pid: int) -> int:
 def agents(uid: int) -> list[int]:
     """PIDs of the command agents the lab user runs (one per open session); an agent's child
     that has not exec'd its command yet carries the same command line and is not counted."""
-    found = [pid for pid in user_processes(uid) if cmdline(pid).startswith("python3 -c")]
+    found = [pid for pid in user_processes(uid) if cmdline(pid).startswith("python3 -S -c")]
     return [pid for pid in found if _parent(pid) not in found]
 
 

@@ -140,12 +140,13 @@ class FleetReport:
             return
         quiet = self.config.getoption("verbose") < 0
         tw = terminalreporter
-        tw.write_sep("=", f"psdirect: targets ({len(self.tally)})")
+        shown = {url: tally for url, tally in sorted(self.tally.items())
+                 if not quiet or {"failed", "error"} & set(tally.outcomes.values())}
+        if shown:
+            tw.write_sep("=", f"psdirect: targets ({len(self.tally)})")
         width = min(60, max(len(u) for u in self.tally))
-        for url, tally in sorted(self.tally.items()):
+        for url, tally in shown.items():
             counts = tally.counts()
-            if quiet and counts["passed"] + counts["skipped"] == len(tally.outcomes):
-                continue
             slow = sorted(tally.calls.items(), key=lambda kv: -kv[1])[:1]
             slowest = "".join(f"; slowest {self.names.get(n, n)} {s:.2f}s" for n, s in slow)
             state = "UNREACHABLE " if tally.unreachable else ""
