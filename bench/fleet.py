@@ -7,8 +7,11 @@ Prints, from one run (ratios measured side by side, interleaved rounds, medians)
       pytest-testinfra's own plugin with its paramiko backend (``-p no:psdirect``)
   (b) 50 hosts x 20 checks with ``-n W``: ours vs pytest-testinfra ``--hosts`` + ``-n W``
   (c) N hosts x 10 checks, ``-n W --throttle-limit 32``: wall time vs the ideal
-      ``S + H x ceil(N / W)`` (S: the same run with no host; H: one wave of W hosts, one per
-      worker, minus S), peak memory (high-water RSS) of the controller and of each worker
+      ``W1 + H x (ceil(N / W) - 1)``, W1 the wall time of one wave (W hosts, one per worker,
+      with the workers' start-up) and H the time one more wave adds (2W hosts minus W hosts),
+      both measured in separate runs; peak memory (high-water RSS) of controller and workers;
+      and the same N hosts in one process without xdist (the throttle bounds the sessions it
+      opens ahead: 32 at most)
   (d) wall time for 10, 50, 100 and N hosts and the cost per added host (linear or not)
   and the lab's sshd memory per host.
 Both sides run with ``-p no:hypothesispytest -p no:cacheprovider`` (a user's install has no
@@ -181,6 +184,10 @@ def main() -> None:
                                                   ten, None)[0] for _ in range(3))
             wave = statistics.median(pytest_run([*fleet, *ours(lab, urls[:w])], ten, 10 * w)[0]
                                      for _ in range(3))
+            waves = statistics.median(pytest_run([*fleet, *ours(lab, urls[:2 * w])], ten,
+                                                 20 * w)[0] for _ in range(3))
+            plain, plain_mem = pytest_run(["--throttle-limit", "32", *ours(lab, urls)], ten,
+                                          10 * len(urls), memory=True)
             growth: dict[int, float] = {}
             peaks: dict[str, int] = {}
             for n in sorted({10, 50, 100, args.hosts}):
@@ -191,8 +198,8 @@ def main() -> None:
         finally:
             lab.down()
     n = args.hosts
-    h = max(wave - s_time, 1e-3)
-    ideal = s_time + h * math.ceil(n / w)
+    h = max(waves - wave, 1e-3)
+    ideal = wave + h * (math.ceil(n / w) - 1)
     print(f"lab: {n} sshd hosts up in {up_s:.1f} s; sshd listener RSS {rss / 1024:.1f} MiB, "
           f"PSS {pss / 1024:.2f} MiB per host")
     print(f"(a) 3 hosts x 20 checks, pytest process   : ours {a['ours']:.2f} s, testinfra "
@@ -204,10 +211,12 @@ def main() -> None:
     else:
         print(f"(b) 50 hosts x 20 checks, -n {w}         : ours {b_ours:.2f} s (testinfra skipped)")
     print(f"(c) {n} hosts x 10 checks, -n {w} --throttle-limit 32: {growth[n]:.2f} s; ideal "
-          f"S + H x ceil({n}/{w}) = {s_time:.2f} + {h:.3f} x {math.ceil(n / w)} = {ideal:.2f} s "
-          f"-> {growth[n] / ideal:.2f}x of ideal")
+          f"W1 + H x (ceil({n}/{w}) - 1) = {wave:.2f} + {h:.3f} x {math.ceil(n / w) - 1} = "
+          f"{ideal:.2f} s -> {growth[n] / ideal:.2f}x of ideal (empty run S = {s_time:.2f} s)")
     print(f"    peak RSS: controller {peaks.get('controller', 0) / 1024:.0f} MiB, "
           f"worker {peaks.get('worker', 0) / 1024:.0f} MiB")
+    print(f"    without xdist, one process, --throttle-limit 32: {plain:.2f} s, peak RSS "
+          f"{plain_mem.get('controller', 0) / 1024:.0f} MiB")
     base = growth[min(growth)]
     for count, took in sorted(growth.items()):
         extra = (took - s_time) / count
