@@ -99,7 +99,7 @@ def machine_shares(machines: list[str], limit: int) -> dict[str, int]:
 def pytest_configure_node(node: Any) -> None:
     """On the controller: tell each worker its machine's share of the throttle."""
     node.config.stash[_RUN_UIDS].add(str(node.workerinput["testrunuid"]))
-    specs = node.nodemanager.specs
+    specs = getattr(getattr(node, "nodemanager", None), "specs", None) or []
     if not any(spec.ssh or spec.socket for spec in specs):
         return  # one machine: every worker uses the same lock files, the whole limit
     machines = [str(spec.ssh or spec.socket or "local") for spec in specs]
