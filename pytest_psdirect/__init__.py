@@ -21,6 +21,7 @@ from .errors import (
     PowerShellFailed,
     PSDirectError,
     SessionBroken,
+    SessionLimitReached,
     TargetSpecError,
     TransportUnavailable,
     UnsupportedOperation,
@@ -38,7 +39,7 @@ __all__ = [
     "AuthenticationFailed", "CommandAborted", "CommandFailed", "CommandResult", "CommandTimeout",
     "ConnectFailed", "Credential", "CredentialError", "FileTransferError", "HostKeyMismatch",
     "OutputTooLarge", "PowerShellFailed", "PSDirectError", "PSResult", "SessionBroken",
-    "SessionPool", "Settings", "Target", "TargetSession", "TargetSpecError", "Transport",
-    "TransportRegistry", "TransportUnavailable", "UnsupportedOperation", "Secret", "parse_target",
-    "validate_timeout",
+    "SessionLimitReached", "SessionPool", "Settings", "Target", "TargetSession", "TargetSpecError",
+    "Transport", "TransportRegistry", "TransportUnavailable", "UnsupportedOperation", "Secret",
+    "parse_target", "validate_timeout",
 ]

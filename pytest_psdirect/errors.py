@@ -64,6 +64,13 @@ class SessionBroken(PSDirectError):
     """An open session died and could not be reopened."""
 
 
+class SessionLimitReached(PSDirectError):
+    """No session slot freed up in time (``--throttle-limit``, ``--max-sessions-per-endpoint``)."""
+
+    default_hint = ("other sessions of this run held every slot: raise --throttle-limit or "
+                    "--max-sessions-per-endpoint, or use fewer workers (-n)")
+
+
 class CommandAborted(PSDirectError):
     """A command was killed before it finished; ``stdout``/``stderr`` hold what had arrived."""
 

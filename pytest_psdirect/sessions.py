@@ -19,10 +19,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .credentials.secret import Credential
-from .errors import CommandFailed, PowerShellFailed, PSDirectError, SessionBroken
+from .errors import (
+    CommandFailed,
+    PowerShellFailed,
+    PSDirectError,
+    SessionBroken,
+    SessionLimitReached,
+)
 from .jobs import CANCEL_WAIT, Job
 from .powershell.command import Invocation, build_invocation
 from .powershell.command import from_file as invocation_from_file
@@ -44,17 +50,30 @@ log = logging.getLogger(__name__)
 CredentialLookup = Callable[[Target, bool], Credential | None]
 
 
+class Lease(Protocol):
+    """A slot a session holds while it is open (see :mod:`pytest_psdirect.throttle`)."""
+
+    def release(self) -> None: ...
+
+
+#: Waits for a slot for a session to ``target`` (its credential's user name, if any) or raises.
+Gate = Callable[[Target, str | None], Lease]
+
+
 class TargetSession:
     """An open connection to one target: commands, files, testinfra, later PowerShell."""
 
     def __init__(self, target: Target, transport: Transport, reopen: Callable[[], Transport],
                  settings: Settings,
-                 on_reopened: Callable[[TargetSession], None] | None = None) -> None:
+                 on_reopened: Callable[[TargetSession], None] | None = None,
+                 lease: Lease | None = None, relet: Callable[[], Lease] | None = None) -> None:
         self.spec = target
         self._transport = transport
         self._reopen = reopen
         self._settings = settings
         self._on_reopened = on_reopened
+        self._lease = lease  # the throttle slot held while open; ``relet`` takes a new one
+        self._relet = relet
         self._dead: PSDirectError | None = None  # a failed reopen: every later call raises it
         self._reopen_lock = threading.Lock()  # jobs' threads may find the connection broken too
         self._jobs: list[Job[Any]] = []  # cancelled at close() if still running
@@ -103,6 +122,8 @@ class TargetSession:
             log.warning("%s: connection lost, reopening once", self.url)
             self._transport.close()
             try:
+                if self._lease is None and self._relet is not None:  # closed, then used again
+                    self._lease = self._relet()
                 self._transport = self._reopen()
             except PSDirectError as exc:
                 self._dead = SessionBroken(
@@ -301,9 +322,15 @@ class TargetSession:
         return self.checker.check(resource, mode)
 
     def close(self) -> None:
-        """Cancel running jobs, close the transport (idempotent)."""
-        self.cancel_jobs()
-        self._transport.close()
+        """Cancel running jobs, close the transport and free its throttle slot (idempotent; a
+        later call reopens)."""
+        try:
+            self.cancel_jobs()
+            self._transport.close()
+        finally:
+            lease, self._lease = self._lease, None
+            if lease is not None:
+                lease.release()
 
 
 def _failed(result: CommandResult, expected: tuple[int, ...]) -> CommandFailed:
@@ -320,38 +347,90 @@ class SessionPool:
     def __init__(self, registry: TransportRegistry, settings: Settings,
                  credential_for: CredentialLookup,
                  on_opened: Callable[[TargetSession], None] | None = None,
-                 on_closed: Callable[[Target], None] | None = None) -> None:
+                 on_closed: Callable[[Target], None] | None = None,
+                 gate: Gate | None = None) -> None:
         self._registry = registry
         self._settings = settings
         self._credential_for = credential_for
         self._on_opened = on_opened
         self._on_closed = on_closed
+        self._gate = gate
         self._sessions: dict[str, TargetSession] = {}
         self._failures: dict[str, PSDirectError] = {}
-        self._lock = threading.Lock()
+        self._announced: set[str] = set()  # sessions whose on_opened has run
+        self._lock = threading.Lock()  # guards the dicts; opens run under a per-target lock
+        self._opening: dict[str, threading.Lock] = {}
 
     def get(self, target: Target) -> TargetSession:
         """The open session for ``target``; opened on first use. A failed open is re-raised."""
         __tracebackhide__ = True
+        session = self.prepare(target)
         with self._lock:
-            if target.url in self._sessions:
-                return self._sessions[target.url]
-            if target.url in self._failures:
-                raise self._failures[target.url]
-            try:
-                session = self._open(target)
-            except PSDirectError as exc:
-                self._failures[target.url] = exc
-                raise
-            self._sessions[target.url] = session
-        if self._on_opened:
+            announce = target.url not in self._announced
+            self._announced.add(target.url)
+        if announce and self._on_opened:
             self._on_opened(session)
         return session
+
+    def prepare(self, target: Target) -> TargetSession:
+        """Open ``target``'s session without announcing it (``on_opened`` runs at the first
+        :meth:`get`), so several threads can open sessions at once; a failure is kept for
+        :meth:`get` and :meth:`peek` to re-raise."""
+        __tracebackhide__ = True
+        with self._lock:
+            opening = self._opening.setdefault(target.url, threading.Lock())
+        with opening:
+            with self._lock:
+                if target.url in self._sessions:
+                    return self._sessions[target.url]
+                if target.url in self._failures:
+                    raise self._failures[target.url]
+            try:
+                session = self._open(target)
+            except SessionLimitReached:
+                raise  # not the target's fault: the next test tries again
+            except PSDirectError as exc:
+                with self._lock:
+                    self._failures[target.url] = exc
+                raise
+            with self._lock:
+                self._sessions[target.url] = session
+            return session
+
+    def failure(self, target: Target) -> PSDirectError | None:
+        """Why ``target`` could not be opened, if it could not."""
+        with self._lock:
+            return self._failures.get(target.url)
+
+    def is_open(self, target: Target) -> bool:
+        with self._lock:
+            return target.url in self._sessions
+
+    def open_urls(self) -> list[str]:
+        """URLs of the sessions open now."""
+        with self._lock:
+            return list(self._sessions)
+
+    def release(self, url: str) -> bool:
+        """Close the session of ``url`` (its tests are done); a later :meth:`get` opens anew."""
+        with self._lock:
+            session = self._sessions.pop(url, None)
+            self._announced.discard(url)
+        if session is None:
+            return False
+        self._close(session)
+        return True
 
     def _open(self, target: Target) -> TargetSession:
         __tracebackhide__ = True
         cls = self._registry.get(target.scheme).select(target)
         credential = self._credential_for(target, cls.credential_required_for(target))
+        username = credential.username if credential else None
+        gate = self._gate
+
+        def relet() -> Lease:
+            assert gate is not None
+            return gate(target, username)
 
         def connect() -> Transport:
             __tracebackhide__ = True
@@ -364,7 +443,15 @@ class SessionPool:
             return transport
 
         log.debug("opening session to %s", target)
-        return TargetSession(target, connect(), connect, self._settings, self._on_opened)
+        lease = relet() if gate is not None else None
+        try:
+            transport = connect()
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
+        return TargetSession(target, transport, connect, self._settings, self._on_opened,
+                             lease, relet if gate is not None else None)
 
     def peek(self, target: Target) -> TargetSession | None:
         """The session of ``target`` if one is open; raises the cached error of a failed open."""
@@ -377,10 +464,14 @@ class SessionPool:
         """Close every session; errors are logged, never raised (teardown must finish)."""
         with self._lock:
             sessions, self._sessions = self._sessions, {}
+            self._announced.clear()
         for session in sessions.values():
-            try:
-                session.close()
-            except Exception as exc:
-                log.warning("closing %s failed: %s", session.url, exc)
-            if self._on_closed:
-                self._on_closed(session.spec)
+            self._close(session)
+
+    def _close(self, session: TargetSession) -> None:
+        try:
+            session.close()
+        except Exception as exc:
+            log.warning("closing %s failed: %s", session.url, exc)
+        if self._on_closed:
+            self._on_closed(session.spec)

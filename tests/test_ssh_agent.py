@@ -125,7 +125,7 @@ def test_failed_put_leaves_nothing_behind(session: TargetSession, host: LabHost,
         session.put(str(src), f"/tmp/psd-{host.user}-ro/f")
     assert session.run(f"ls -A /tmp/psd-{host.user}-ro").stdout == ""
     session.put(str(src), f"/tmp/psd-{host.user}-put")
-    listing = session.run(f"wc -c < /tmp/psd-{host.user}-put; ls -a /tmp | grep -c psdirect")
+    listing = session.run(f"wc -c < /tmp/psd-{host.user}-put; ls -a /tmp | grep -c 'psdirect-.*[.]part$'")
     assert listing.stdout == "1000\n0\n"
 
 

@@ -2,7 +2,7 @@
 
 Every test that uses the ``target`` fixture runs once per target; the test id is the target's
 canonical URL. Under ``-n`` (without an explicit ``--dist``) each target's tests stay on one worker
-(:class:`~.xdist_sched.TargetScheduling`), so one session per target serves them all, and test ids
+(:class:`~.xdist_scheduling.TargetScheduling`), so one session per target serves them all, and test ids
 stay exactly what they are without ``-n``.
 
 pytest-psdirect replaces pytest-testinfra's pytest plugin, whichever of the two pytest loads first;
@@ -24,12 +24,13 @@ from .report import TargetReport
 from .state import REGISTRY, SELECTION, SETTINGS, NoTarget
 
 #: fixtures and pytest_unconfigure live in their own module, loaded as a plugin by pytest.
-pytest_plugins = ["pytest_psdirect.plugin.fixtures", "pytest_psdirect.plugin.xdist_sched",
+#: (in import order: a module here imports only those before it, so all are assertion-rewritten)
+pytest_plugins = ["pytest_psdirect.plugin.xdist_sched", "pytest_psdirect.plugin.throttle",
+                  "pytest_psdirect.plugin.fleet", "pytest_psdirect.plugin.fixtures",
                   "pytest_psdirect.plugin.redact", "pytest_psdirect.plugin.lifecycle",
-                  "pytest_psdirect.plugin.containers",
-                  "pytest_psdirect.plugin.shell_on_fail",
-                  "pytest_psdirect.plugin.compliance",
-                  "pytest_psdirect.plugin.qemu_options"]
+                  "pytest_psdirect.plugin.fleet_report",
+                  "pytest_psdirect.plugin.containers", "pytest_psdirect.plugin.shell_on_fail",
+                  "pytest_psdirect.plugin.compliance", "pytest_psdirect.plugin.qemu_options"]
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:

@@ -6,19 +6,24 @@ Override ``make_session`` in a conftest to change how sessions open; tests stay 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
-import testinfra.host
 
 from ..credentials.secret import Credential
 from ..errors import PSDirectError
 from ..sessions import SessionPool, TargetSession
 from ..targets import Target
+from .fleet import FLEET
 from .state import POOL, REGISTRY, SETTINGS, NoTarget, fail_with
 from .testinfra_compat import testinfra_host
 
+if TYPE_CHECKING:  # testinfra is imported when a test asks for ``host`` (~25 ms otherwise)
+    import testinfra.host
 
-def _pool(config: pytest.Config) -> SessionPool:
+
+def pool_of(config: pytest.Config) -> SessionPool:
+    """This process's session pool, made on first use (throttled by :mod:`.fleet`'s gate)."""
     if POOL not in config.stash:
         hook = config.hook
 
@@ -33,8 +38,10 @@ def _pool(config: pytest.Config) -> SessionPool:
         def closed(target: Target) -> None:
             hook.pytest_psdirect_session_closed(target=target)
 
+        fleet = config.stash.get(FLEET, None)
         config.stash[POOL] = SessionPool(config.stash[REGISTRY], config.stash[SETTINGS],
-                                         credential_for, opened, closed)
+                                         credential_for, opened, closed,
+                                         fleet.gate if fleet is not None else None)
     return config.stash[POOL]
 
 
@@ -62,7 +69,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def make_session(pytestconfig: pytest.Config) -> Iterator[SessionPool]:
     """Session-scoped factory: ``make_session.get(parse_target(url))`` -> open TargetSession."""
-    pool = _pool(pytestconfig)
+    pool = pool_of(pytestconfig)
     yield pool
     pool.close_all()
 

@@ -39,7 +39,6 @@ from _pytest import nodes
 from ..credentials.secret import Credential
 from ..errors import ConnectFailed, PSDirectError, TransportUnavailable, VMLifecycleError
 from ..hypervisors.base import Hypervisor, ProvisionSpec, parse_provision
-from ..hypervisors.hyperv.lifecycle import HyperVHost
 from ..hypervisors.hyperv.nested import VMRef
 from ..settings import validate_timeout
 from ..targets import Target
@@ -157,6 +156,7 @@ class VMLifecycle:
         if target.scheme == "qemu":
             return self._qemu(target)
         from ..credentials.providers import resolve_reference
+        from ..hypervisors.hyperv.lifecycle import HyperVHost
         from ..transports.psdirect import hyperv_host_target
 
         key = (target.option("host") or "", target.option("host_credential") or "")

@@ -193,11 +193,11 @@ def vm_specs(config: pytest.Config) -> list[str]:
     A name is percent-encoded whole, so quotes, ``$``, backticks, ``;`` and inner spaces survive;
     a comma separates names (a name holding a comma: ``--hosts vm://a%2Cb``).
     """
-    from ..transports.psdirect import hyperv_host_target
-
     host = config.getoption("hyperv_host")
     options: list[tuple[str, str]] = []
-    if host:
+    if host:  # imported only then: it brings psrpcore (~50 ms of every run's start)
+        from ..transports.psdirect import hyperv_host_target
+
         options.append(("host", hyperv_host_target(host).url))
     ref = config.getoption("hyperv_host_credential")
     if ref:

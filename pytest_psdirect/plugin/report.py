@@ -1,4 +1,5 @@
-"""Terminal summary: a check x target table of PASS/FAIL/ERROR/SKIP, with totals per target.
+"""Terminal summary: a check x target table of PASS/FAIL/ERROR/SKIP (up to 12 targets; the
+totals per target, slowest checks and dead targets are :mod:`.fleet_report`'s).
 
 Works under xdist: each item carries ``("psdirect_target", url)`` in ``user_properties``, which
 travels with its reports (and lands in JUnit XML as a property).
@@ -11,6 +12,7 @@ import pytest
 _PROPERTY = "psdirect_target"
 _CHECK = "psdirect_check"
 _ORDER = ("FAIL", "ERROR", "PASS", "SKIP")
+_MATRIX_TARGETS = 12  # wider than this, the check x target table is not printed
 
 
 def _property(report: pytest.TestReport, name: str) -> str | None:
@@ -75,6 +77,8 @@ class TargetReport:
         tw = terminalreporter
         targets = sorted({url for _, url in self.cells})
         checks = sorted({check for check, _ in self.cells})
+        if len(targets) > _MATRIX_TARGETS:
+            return  # too wide to read: fleet_report's per-target lines say it
         tw.write_sep("=", "psdirect: checks per target")
         for index, url in enumerate(targets, 1):
             tw.write_line(f"  [{index}] {url}")
@@ -87,8 +91,3 @@ class TargetReport:
                 outcome = self.cells.get((check, url), "-")
                 cells.append(outcome.ljust(5))
             tw.write_line(f"  {check.ljust(width)}  " + "  ".join(cells))
-        for index, url in enumerate(targets, 1):
-            counts = {o: sum(1 for (c, u), v in self.cells.items() if u == url and v == o)
-                      for o in _ORDER}
-            summary = ", ".join(f"{n} {o.lower()}" for o, n in counts.items() if n)
-            tw.write_line(f"  [{index}] {url}: {summary}")

@@ -3,9 +3,14 @@
 xdist's ``--dist loadgroup`` would group by ``xdist_group`` marks, but its workers append
 ``@group`` to every marked node id, which changes test ids and JUnit names between runs with and
 without ``-n``. So when ``-n`` is given without ``--dist``, the plugin schedules with
-:class:`TargetScheduling` instead: the group of a test is the target URL in its id, read back from
-the node id; tests with no target id are grouped by module, as ``--dist loadscope`` does.
-An explicit ``--dist`` is left alone.
+:class:`~.xdist_scheduling.TargetScheduling` instead: the group of a test is the target URL in
+its id, read back from the node id; tests with no target id are grouped by module, as ``--dist
+loadscope`` does. An explicit ``--dist`` is left alone.
+
+How this meets "one session per target, a free worker takes another target's group": a target's
+tests form one scope, sent whole to one worker, so its session opens once in the run; each
+worker holds at most two scopes (the one it runs and the next) and takes the next scope from the
+shared queue when one is done, so no worker idles while targets are left.
 """
 
 from __future__ import annotations
@@ -15,9 +20,6 @@ from collections.abc import Generator
 from typing import Any
 
 import pytest
-from xdist.scheduler import LoadScopeScheduling
-
-from .state import SELECTION
 
 BY_TARGET = pytest.StashKey[bool]()
 #: A target URL inside a parametrized id: after ``[`` or ``-``, up to the next ``-`` or ``]``.
@@ -45,42 +47,20 @@ def target_of(nodeid: str, known: tuple[str, ...] = ()) -> str | None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_cmdline_main(config: pytest.Config) -> Generator[None, object, object]:
-    """``-n`` without ``--dist``: schedule by target (xdist would pick ``load`` otherwise)."""
-    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "") == "no":
+    """``-n`` or ``--tx`` without ``--dist``: schedule by target (xdist would pick ``load`` for
+    ``-n``, and not distribute at all for ``--tx`` alone)."""
+    workers = getattr(config.option, "numprocesses", None) or getattr(config.option, "tx", None)
+    in_worker = hasattr(config, "workerinput")  # a worker keeps its --tx args: never distribute
+    if workers and not in_worker and getattr(config.option, "dist", "") == "no":
         config.option.dist = "load"
         config.stash[BY_TARGET] = True
     return (yield)
 
 
-class TargetScheduling(LoadScopeScheduling):  # type: ignore[misc]  # subclassing untyped xdist
-    """``--dist loadscope`` whose scope is the test's target."""
-
-    def __init__(self, config: pytest.Config, log: Any = None) -> None:
-        super().__init__(config, log)
-        selection = config.stash.get(SELECTION, None)
-        self.known = tuple(t.url for t in selection.targets) if selection else ()
-
-    def _split_scope(self, nodeid: str) -> str:
-        url = target_of(nodeid, self.known)
-        return f"target {url}" if url else str(super()._split_scope(nodeid))
-
-    def remove_node(self, node: Any) -> str | None:
-        """A crashed worker's test is reported as crashed once, never run again.
-
-        xdist's loadscope puts the whole scope back in the queue, the crashed test included, so a
-        replacement worker ran it again: two results for one test, in the terminal and in JUnit.
-        The target's other pending tests still move to another worker.
-        """
-        workload = self.assigned_work.get(node, {})
-        crashed = next((nodeid for unit in workload.values()
-                        for nodeid, done in unit.items() if not done), None)
-        for unit in workload.values():
-            if crashed in unit:
-                unit[crashed] = True
-        rest: str | None = super().remove_node(node)
-        return crashed if crashed is not None else rest
-
-
 @pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> TargetScheduling | None:
-    return TargetScheduling(config, log) if config.stash.get(BY_TARGET, False) else None
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if not config.stash.get(BY_TARGET, False):
+        return None
+    from .xdist_scheduling import TargetScheduling  # xdist's scheduler: only under -n (~40 ms)
+
+    return TargetScheduling(config, log)

@@ -174,5 +174,6 @@ def bootstrap_code(size: int) -> str:
 
 
 def bootstrap_command(size: int, python: str = "python3") -> str:
-    """The remote command that starts the agent through the account's login shell."""
-    return f'exec {python} -c "{bootstrap_code(size)}"'
+    """The remote command that starts the agent through the account's login shell (``-S``: the
+    agent needs only the standard library; skipping ``site`` saves ~30 ms of each session open)."""
+    return f'exec {python} -S -c "{bootstrap_code(size)}"'
