@@ -30,6 +30,8 @@ _HOSTNAME = re.compile(r"^[A-Za-z0-9_.\-]+$|^\[[0-9A-Fa-f:.]+\]$")
 _SECRET_OPTIONS = ("password", "passwd", "pass", "secret", "token")
 #: PowerShell Direct schemes: the "host" is a VM name (percent-encoded) or a VM id (a GUID)
 VM_SCHEMES = ("vm", "vmid")
+#: schemes whose VM the plugin's lifecycle checks (or starts) before a session opens
+LIFECYCLE_SCHEMES = (*VM_SCHEMES, "qemu")
 #: URL options of vm:// and vmid:// (``host`` = the Hyper-V host, ``host_credential`` = a reference)
 VM_OPTIONS = ("host", "host_credential", "route", "timeout")
 #: URL options of qemu:// (the guest agent's socket, a libvirt URI, or the VMs' folder)
@@ -93,7 +95,7 @@ def parse_target(spec: str, *, name: str | None = None, tags: frozenset[str] = f
         raise TargetSpecError("empty target", hint="give a URL such as ssh://admin@host or local://")
     if "://" not in text:
         text = f"ssh://{text}"
-    if text.split("://", 1)[0].lower() in (*VM_SCHEMES, "qemu"):
+    if text.split("://", 1)[0].lower() in LIFECYCLE_SCHEMES:
         return _parse_vm(spec, text, name=name, tags=tags, credential_ref=credential_ref)
     try:
         parts = urllib.parse.urlsplit(text)

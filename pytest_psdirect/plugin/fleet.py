@@ -6,7 +6,7 @@ In each process that runs tests (a plain run, or each xdist worker):
   (the rest of the run without xdist; the worker's queue under ``-n``) open in background
   threads, as many as the throttle has free slots, so a run's wall time is not the sum of its
   session opens. Only targets of tests that will run are opened (deselected ones never are);
-  ``vm://``/``vmid://`` targets open with their first test, after the VM's state is checked.
+  ``vm://``/``vmid://``/``qemu://`` targets open with their first test, after the VM's state is checked.
 * **preflight**: that open is the target's preflight; a target that cannot be opened is dead
   for the run and all its tests error at once with the same one-line reason (the pool keeps the
   failure), each report carrying ``psdirect_unreachable`` (also a JUnit property).
@@ -29,7 +29,7 @@ import pytest
 
 from ..errors import PSDirectError, SessionLimitReached
 from ..sessions import Lease
-from ..targets import VM_SCHEMES, Target
+from ..targets import LIFECYCLE_SCHEMES, Target
 from ..throttle import ThrottleTimeout, endpoint_key
 from .state import POOL, SETTINGS
 from .throttle import THROTTLE
@@ -185,7 +185,7 @@ class Fleet:
             seen.add(target.url)
             if len(seen) > throttle.limit:
                 break
-            if target.scheme in VM_SCHEMES:
+            if target.scheme in LIFECYCLE_SCHEMES:
                 continue  # lifecycle.py checks (or starts) the VM before its session opens
             if not pool.is_open(target) and pool.failure(target) is None:
                 wanted.append(target)

@@ -41,12 +41,11 @@ from ..errors import ConnectFailed, PSDirectError, TransportUnavailable, VMLifec
 from ..hypervisors.base import Hypervisor, ProvisionSpec, parse_provision
 from ..hypervisors.hyperv.nested import VMRef
 from ..settings import validate_timeout
-from ..targets import Target
+from ..targets import LIFECYCLE_SCHEMES, Target
 from .options import _option_type
 from .state import POOL, REGISTRY, SETTINGS, fail_with
 
 log = logging.getLogger(__name__)
-VM_SCHEMES = ("vm", "vmid", "qemu")
 DEFAULT_READY_TIMEOUT = 300.0
 CALL_FAILED = pytest.StashKey[bool]()
 
@@ -128,7 +127,7 @@ def plan_for(item: pytest.Item) -> Plan:
 def _target(item: pytest.Item) -> Target | None:
     callspec = getattr(item, "callspec", None)
     spec = callspec.params.get("_psdirect_target") if callspec else None
-    return spec if isinstance(spec, Target) and spec.scheme in VM_SCHEMES else None
+    return spec if isinstance(spec, Target) and spec.scheme in LIFECYCLE_SCHEMES else None
 
 
 class VMLifecycle:
