@@ -143,7 +143,7 @@ def test_x(target):
 @pytest.mark.parametrize(("args", "message"), [
     ('"web01"', "*'web01' is neither an inventory name nor a URL (inventory names: me, other)*"),
     ('"admin@web01"', "*'admin@web01' is neither an inventory name nor a URL*ssh://admin@web01*"),
-    ('"ftp://h"', "*unknown scheme 'ftp'*use one of: container, local, pwsh, pwsh+ssh, ssh, vm, "
+    ('"ftp://h"', "*unknown scheme 'ftp'*use one of: container, local, pwsh, pwsh+ssh, qemu, ssh, vm, "
      "vmid, winrm*"),
 ])
 def test_marker_names_that_are_not_targets(pytester: pytest.Pytester, args: str,

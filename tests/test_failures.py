@@ -88,7 +88,9 @@ def test_a_host_vanishing_mid_run_costs_one_command_and_one_connect_timeout(
     since = end - float(stamp.read_text())
     print(f"vanished host, 20 tests, timeouts 2+2: {end - start:.2f}s in all, "
           f"{since:.2f}s from the vanish to the end")
-    assert since <= 2 + 2 + 1.5
+    # one command timeout + one connect timeout + pytest's own work (14 tests, teardown, JUnit);
+    # the per-test bounds below are the exact checks, this one only rules out a second timeout
+    assert since <= 2 + 2 + 2.5
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed") == 5, outcomes
     later = {}  # test index -> (seconds, failure or error message), from the JUnit XML
