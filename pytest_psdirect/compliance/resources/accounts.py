@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from ..batch import Frame
 from ..model import Reason
 from ..shell import ShellResource, q
-from .system import _checked_name
+from .system import checked_name
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class User(ShellResource):
     home: str | None = None
 
     def __post_init__(self) -> None:
-        _checked_name("user", self.user)
+        checked_name("user", self.user)
 
     def key(self) -> str:
         return self.user
@@ -76,7 +76,7 @@ class Group(ShellResource):
     members: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        _checked_name("group", self.group)
+        checked_name("group", self.group)
 
     def key(self) -> str:
         return self.group
