@@ -3,7 +3,6 @@ bounded by their timeout, cleaned up at teardown; on ``local://`` and on the rea
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
@@ -26,32 +25,18 @@ from pytest_psdirect.transports.base import Transport
 from pytest_psdirect.transports.local import LocalTransport
 
 
-def _local_pids(marker: str) -> list[int]:
-    """PIDs on this machine whose command line holds ``marker``."""
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/cmdline", "rb") as f:
-                    if marker.encode() in f.read().replace(b"\0", b" "):
-                        found.append(int(name))
-            except OSError:
-                continue
-    return found
-
-
 def _started(marker: str, seconds: float = 10.0) -> bool:
     deadline = time.monotonic() + seconds
-    while not _local_pids(marker) and time.monotonic() < deadline:
+    while not procs.cmdline_pids(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return bool(_local_pids(marker))
+    return bool(procs.cmdline_pids(marker))
 
 
 def _gone(marker: str, seconds: float = 3.0) -> bool:
     deadline = time.monotonic() + seconds
-    while _local_pids(marker) and time.monotonic() < deadline:
+    while procs.cmdline_pids(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return not _local_pids(marker)
+    return not procs.cmdline_pids(marker)
 
 
 def wait_user_pids_gone_matching(host: LabHost, marker: str,

@@ -23,19 +23,6 @@ from pytest_psdirect.repl.state import ShellState
 PSDIRECT = [sys.executable, "-m", "pytest_psdirect.cli"]
 
 
-def _local_pids(marker: str) -> list[int]:
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/cmdline", "rb") as f:
-                    if marker.encode() in f.read().replace(b"\0", b" "):
-                        found.append(int(name))
-            except OSError:
-                continue
-    return found
-
-
 def _eventually(check: Callable[[], bool], seconds: float = 5.0) -> bool:
     deadline = time.monotonic() + seconds
     while not check():
@@ -93,7 +80,7 @@ def walk_through(child: pexpect.spawn, name: str, running: Callable[[str], list[
 
 def test_shell_on_local(tmp_path: Path) -> None:
     child = spawn_shell(["local://"], tmp_path)
-    walk_through(child, "local://", _local_pids, str(tmp_path / "sub dir"))
+    walk_through(child, "local://", procs.cmdline_pids, str(tmp_path / "sub dir"))
     history = (tmp_path / "home" / "state" / "psdirect" / "history").read_text()
     assert "echo hello from $(hostname)" in history
 

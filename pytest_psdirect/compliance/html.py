@@ -25,7 +25,7 @@ word-break:break-all}
 .Compliant{background:#dafbe1} .NonCompliant{background:#ffebe9} .Error{background:#fff1c2}
 .Waived{background:#ddf4ff} .Skipped{background:#eef1f4;color:#59636e}
 .badge{font-weight:600} details summary{cursor:pointer;list-style:none}
-details summary::-webkit-details-marker{display:none}
+details summary::-webkit-details-marker{display:none} td.check .more{white-space:nowrap}
 details summary .more{color:#59636e;font-weight:400;font-size:12px}
 ul.reasons{margin:4px 0 0;padding-left:16px;font-size:12px} code{font-size:11px}
 .totals td{font-weight:600;background:#f6f8fa}

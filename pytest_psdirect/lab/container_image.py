@@ -91,7 +91,8 @@ def _build_rootfs_tar(kind: str, tarball: Path) -> None:
                               capture_output=True, text=True, check=False, timeout=300)
         if proc.returncode != 0:
             part.unlink(missing_ok=True)
-            raise LabError(f"tar of the {kind} root failed: {proc.stderr.strip()[-500:]}")
+            raise LabError(f"tar of the {kind} root failed: {proc.stderr.strip()[-500:]}",
+                           hint=f"is there room in {tarball.parent}? (`df -h`)")
         part.replace(tarball)
 
 

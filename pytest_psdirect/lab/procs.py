@@ -47,12 +47,21 @@ def uid_pids(uid: int) -> list[int]:
     return [pid for pid in _all_pids() if uid_of(pid) == uid]
 
 
+def cmdline_pids(marker: str) -> list[int]:
+    """PIDs on this machine whose command line (NULs as spaces) holds ``marker``.
+
+    >>> os.getpid() in cmdline_pids(cmdline(os.getpid()))
+    True
+    """
+    return [pid for pid in _all_pids() if marker in cmdline(pid)]
+
+
 def cmdline(pid: int) -> str:
     """The command line of ``pid`` with NULs as spaces ("" when it has ended)."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             return fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
-    except (FileNotFoundError, ProcessLookupError):
+    except OSError:  # ended, or not ours to read
         return ""
 
 

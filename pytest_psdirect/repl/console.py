@@ -125,10 +125,11 @@ class PosixConsole:
             while not job.wait(0.2):
                 pass
         except KeyboardInterrupt:
-            job.cancel()
+            job.cancel()  # waits, bounded, for the job to end
         try:
-            result = job.result()
-        except CommandCancelled:
+            # after a cancel the job has ended, or never will in time: do not wait again
+            result = job.result(timeout=0 if job.cancelled else None)
+        except (CommandCancelled, TimeoutError):
             self._write(1, split.rest())
             print(file=sys.stderr)  # the terminal echoed ^C itself
             return 130

@@ -34,7 +34,7 @@ import contextlib
 import logging
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import ClassVar
 
 from ..errors import (
@@ -52,7 +52,7 @@ from .agentproto import bootstrap_code
 from .base import ShellTransport, Transport
 from .executor import ShellPipes
 from .files import atomic_local_file, partial_name
-from .local import _ProcessPipes
+from .local import ProcessPipes
 from .shellproto import Completed
 
 log = logging.getLogger(__name__)
@@ -194,11 +194,11 @@ class ContainerTransport(ShellTransport):
             argv += ["--user", self.target.user]
         return [*argv, self.container, *command]
 
-    def _popen(self, *command: str, env: tuple[str, ...] = ()) -> _ProcessPipes:
+    def _popen(self, *command: str, env: tuple[str, ...] = ()) -> ProcessPipes:
         proc = subprocess.Popen(self._exec_argv(*command, interactive=True, env=env),
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
-        return _ProcessPipes(proc)
+        return ProcessPipes(proc)
 
     def _spawn_agent(self, source: bytes) -> ShellPipes:
         pipes = self._popen("python3", "-c", bootstrap_code(len(source)),
@@ -237,37 +237,35 @@ class ContainerTransport(ShellTransport):
     # -- files ------------------------------------------------------------------------------
     def put(self, local: str, remote: str) -> None:
         what = f"{local} -> {remote}"
-        try:
-            with open(local, "rb") as src:
-                proc = subprocess.run(
-                    self._exec_argv("/bin/sh", "-c", _PUT, "sh", partial_name(remote), remote,
-                                    interactive=True),
-                    stdin=src, capture_output=True, timeout=self.settings.command_timeout,
-                    check=False)
-        except OSError as exc:
-            raise FileTransferError(f"copy {what} failed: {exc.strerror or exc}",
-                                    target=self.target.url, hint="check the local path") from None
-        except subprocess.TimeoutExpired:
-            raise FileTransferError(f"copy {what} took longer than "
-                                    f"{self.settings.command_timeout:g}s",
-                                    target=self.target.url) from None
+        with self._copying(what), open(local, "rb") as src:
+            proc = subprocess.run(
+                self._exec_argv("/bin/sh", "-c", _PUT, "sh", partial_name(remote), remote,
+                                interactive=True),
+                stdin=src, capture_output=True, timeout=self.settings.command_timeout,
+                check=False)
         self._check_copy(proc, what)
 
     def get(self, remote: str, local: str) -> None:
         what = f"{remote} -> {local}"
+        with self._copying(what), atomic_local_file(local) as part, open(part, "wb") as dst:
+            proc = subprocess.run(self._exec_argv("cat", "--", remote), stdout=dst,
+                                  stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                  timeout=self.settings.command_timeout, check=False)
+            self._check_copy(proc, what)
+
+    @contextlib.contextmanager
+    def _copying(self, what: str) -> Iterator[None]:
+        """Turn a local file error or a copy past ``command_timeout`` into FileTransferError."""
         try:
-            with atomic_local_file(local) as part, open(part, "wb") as dst:
-                proc = subprocess.run(self._exec_argv("cat", "--", remote), stdout=dst,
-                                      stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                      timeout=self.settings.command_timeout, check=False)
-                self._check_copy(proc, what)
+            yield
         except OSError as exc:
             raise FileTransferError(f"copy {what} failed: {exc.strerror or exc}",
                                     target=self.target.url, hint="check the local path") from None
         except subprocess.TimeoutExpired:
             raise FileTransferError(f"copy {what} took longer than "
-                                    f"{self.settings.command_timeout:g}s",
-                                    target=self.target.url) from None
+                                    f"{self.settings.command_timeout:g}s", target=self.target.url,
+                                    hint="raise --psdirect-command-timeout for big files") \
+                from None
 
     def _check_copy(self, proc: subprocess.CompletedProcess[bytes], what: str) -> None:
         if proc.returncode != 0:

@@ -33,8 +33,9 @@ from .shellproto import Completed
 _READ = 65536
 
 
-class _ProcessPipes:
-    """ShellPipes over a local ``/bin/sh`` process."""
+class ProcessPipes:
+    """ShellPipes over a local child process's stdin/stdout/stderr (``/bin/sh``, the agent, or
+    ``podman exec -i``); closing waits 2 s for it to end, then kills its process group."""
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self._proc = proc
@@ -96,7 +97,7 @@ class LocalTransport(ShellTransport):
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True,
                                 env=scrubbed_environ(os.environ))  # commands inherit this
-        pipes = _ProcessPipes(proc)
+        pipes = ProcessPipes(proc)
         pipes.write(source)
         return pipes
 
@@ -104,7 +105,7 @@ class LocalTransport(ShellTransport):
         proc = subprocess.Popen(["/bin/sh"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True,
                                 env=scrubbed_environ(os.environ))  # no secret in a child's env
-        return _ProcessPipes(proc), _kill_group
+        return ProcessPipes(proc), _kill_group
 
     def _exec_once(self, cmd: str, timeout: float) -> Completed:
         try:

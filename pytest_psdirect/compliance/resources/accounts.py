@@ -1,4 +1,5 @@
-"""Linux accounts: users and groups, read with ``getent`` (files, LDAP, whatever NSS says).
+"""Linux accounts: users and groups, read with ``getent`` (files, LDAP, whatever NSS says), or
+from ``/etc/passwd`` and ``/etc/group`` where there is no getent (busybox containers).
 
 Example::
 
@@ -16,7 +17,21 @@ from typing import Any, ClassVar
 from ..batch import Frame
 from ..model import Reason
 from ..shell import ShellResource, q
-from .system import _checked_name
+from .system import checked_name
+
+
+def getent(database: str, name: str) -> str:
+    """A fragment printing ``name``'s line of ``database`` (passwd, group) and failing when it is
+    absent: ``getent`` (files, LDAP, whatever NSS says), or where there is none (busybox,
+    distroless containers) the line of ``/etc/DATABASE``.
+
+    >>> print(getent("group", "wheel"))  # doctest: +NORMALIZE_WHITESPACE
+    if command -v getent >/dev/null 2>&1; then getent group wheel;
+    else awk -F: -v n=wheel '$1 == n {print; f = 1} END {exit !f}' /etc/group; fi
+    """
+    return (f"if command -v getent >/dev/null 2>&1; then getent {database} {q(name)}; "
+            f"else awk -F: -v n={q(name)} '$1 == n {{print; f = 1}} END {{exit !f}}' "
+            f"/etc/{database}; fi")
 
 
 @dataclass(frozen=True)
@@ -31,7 +46,7 @@ class User(ShellResource):
     home: str | None = None
 
     def __post_init__(self) -> None:
-        _checked_name("user", self.user)
+        checked_name("user", self.user)
 
     def key(self) -> str:
         return self.user
@@ -44,7 +59,7 @@ class User(ShellResource):
         return wanted
 
     def probe(self) -> str:
-        return f"getent passwd {q(self.user)}"
+        return getent("passwd", self.user)
 
     def parse(self, frame: Frame) -> dict[str, Any]:
         fields = frame.text.rstrip("\n").split(":")
@@ -76,7 +91,7 @@ class Group(ShellResource):
     members: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        _checked_name("group", self.group)
+        checked_name("group", self.group)
 
     def key(self) -> str:
         return self.group
@@ -90,7 +105,7 @@ class Group(ShellResource):
         return wanted
 
     def probe(self) -> str:
-        return f"getent group {q(self.group)}"
+        return getent("group", self.group)
 
     def parse(self, frame: Frame) -> dict[str, Any]:
         fields = frame.text.rstrip("\n").split(":")

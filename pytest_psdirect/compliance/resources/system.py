@@ -33,7 +33,12 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+:-]*$")
 
 
-def _checked_name(kind: str, value: str) -> str:
+def checked_name(kind: str, value: str) -> str:
+    """``value`` if it is a plain service/package/user/group name, else ComplianceError.
+
+    >>> checked_name("user", "www-data")
+    'www-data'
+    """
     if not _NAME.match(value):
         raise ComplianceError(f"{kind} name {value!r} is not valid",
                               hint="letters, digits and _ . @ + : - only")
@@ -177,7 +182,7 @@ class Service(ShellResource):
     enabled: bool | None = None
 
     def __post_init__(self) -> None:
-        _checked_name("service", self.service)
+        checked_name("service", self.service)
 
     def key(self) -> str:
         return self.service
@@ -238,7 +243,7 @@ class Package(ShellResource):
     installed: bool = True
 
     def __post_init__(self) -> None:
-        _checked_name("package", self.package)
+        checked_name("package", self.package)
 
     def key(self) -> str:
         return self.package
@@ -281,7 +286,7 @@ class KernelModule(ShellResource):
     disabled: bool | None = None
 
     def __post_init__(self) -> None:
-        _checked_name("module", self.module)
+        checked_name("module", self.module)
 
     def key(self) -> str:
         return self.module
