@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from psrp_fixtures import SERVER, server_wrapper
 
 from pytest_psdirect import Settings
-from pytest_psdirect.sessions import SessionPool
+from pytest_psdirect.pool import SessionPool
 from pytest_psdirect.targets import parse_target
 from pytest_psdirect.transports import TransportRegistry
 

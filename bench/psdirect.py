@@ -31,8 +31,8 @@ from hyperv_sim.sim import GUEST_PASSWORD, GUEST_USER, HyperVSim
 
 from pytest_psdirect import Settings
 from pytest_psdirect.credentials.secret import Credential, Secret
+from pytest_psdirect.pool import SessionPool
 from pytest_psdirect.powershell.command import build_invocation
-from pytest_psdirect.sessions import SessionPool
 from pytest_psdirect.targets import parse_target
 from pytest_psdirect.transports import TransportRegistry
 

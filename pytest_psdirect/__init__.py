@@ -26,9 +26,10 @@ from .errors import (
     TransportUnavailable,
     UnsupportedOperation,
 )
+from .pool import SessionPool
 from .powershell.result import PSResult
 from .results import CommandResult
-from .sessions import SessionPool, TargetSession
+from .sessions import TargetSession
 from .settings import Settings, validate_timeout
 from .targets import Target, parse_target
 from .transports import Transport, TransportRegistry

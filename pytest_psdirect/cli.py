@@ -31,8 +31,8 @@ from .lab.containers import STATE_FILE as CONTAINERS_STATE
 from .lab.containers import ContainerLab
 from .lab.qemu import QemuLab
 from .lab.sshlab import SSHLab
+from .pool import SessionPool
 from .results import CommandResult
-from .sessions import SessionPool
 from .settings import Settings, parse_size, validate_timeout
 from .targets import Target, check_scheme, parse_target
 from .transports import TransportRegistry

@@ -22,7 +22,7 @@ from pytest_psdirect.errors import PSDirectError
 from pytest_psdirect.lab.container_image import ensure_image
 from pytest_psdirect.lab.containers import ContainerLab
 from pytest_psdirect.lab.procs import end_processes
-from pytest_psdirect.sessions import SessionPool
+from pytest_psdirect.pool import SessionPool
 from pytest_psdirect.transports import TransportRegistry
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

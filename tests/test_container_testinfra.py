@@ -14,7 +14,7 @@ from ctr_support import Lab, container_pids
 
 from pytest_psdirect.errors import ContainerNotFound
 from pytest_psdirect.lab import containers as lab
-from pytest_psdirect.sessions import SessionPool
+from pytest_psdirect.pool import SessionPool
 from pytest_psdirect.targets import parse_target
 
 

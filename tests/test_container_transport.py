@@ -24,7 +24,7 @@ from pytest_psdirect.errors import (
     TransportUnavailable,
 )
 from pytest_psdirect.lab import containers as lab
-from pytest_psdirect.sessions import SessionPool
+from pytest_psdirect.pool import SessionPool
 from pytest_psdirect.targets import parse_target
 from pytest_psdirect.transports.container import ContainerTransport
 from pytest_psdirect.transports.psdirect import WindowsContainerTransport

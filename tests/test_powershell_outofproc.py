@@ -19,8 +19,8 @@ from pytest_psdirect.errors import (
     SessionBroken,
     TargetSpecError,
 )
+from pytest_psdirect.pool import SessionPool
 from pytest_psdirect.powershell import PSObjectDict
-from pytest_psdirect.sessions import SessionPool
 from pytest_psdirect.targets import parse_target
 from pytest_psdirect.transports import TransportRegistry
 

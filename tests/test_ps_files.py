@@ -11,8 +11,8 @@ from psrp_fixtures import server_wrapper
 
 from pytest_psdirect import Settings, TargetSession
 from pytest_psdirect.errors import FileTransferError
+from pytest_psdirect.pool import SessionPool
 from pytest_psdirect.powershell import files as psfiles
-from pytest_psdirect.sessions import SessionPool
 from pytest_psdirect.targets import parse_target
 from pytest_psdirect.transports import TransportRegistry
 

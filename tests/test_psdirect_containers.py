@@ -12,7 +12,7 @@ from hyperv_sim.sim import HyperVSim
 
 from pytest_psdirect import Settings, TargetSpecError
 from pytest_psdirect.errors import ConnectFailed, GuestNotReady, PSDirectError
-from pytest_psdirect.sessions import SessionPool
+from pytest_psdirect.pool import SessionPool
 from pytest_psdirect.targets import parse_target
 from pytest_psdirect.transports import TransportRegistry
 

@@ -21,7 +21,8 @@ from pytest_psdirect.errors import (
     PowerShellFailed,
     VMNotFound,
 )
-from pytest_psdirect.sessions import SessionPool, TargetSession
+from pytest_psdirect.pool import SessionPool
+from pytest_psdirect.sessions import TargetSession
 from pytest_psdirect.targets import parse_target
 from pytest_psdirect.transports import TransportRegistry
 

@@ -76,7 +76,7 @@ def test_no_hyperv_host_and_no_local_powershell_says_what_to_do(monkeypatch: pyt
     from pytest_psdirect import Settings
     from pytest_psdirect.credentials.secret import Credential, Secret
     from pytest_psdirect.errors import ConnectFailed
-    from pytest_psdirect.sessions import SessionPool
+    from pytest_psdirect.pool import SessionPool
     from pytest_psdirect.transports import TransportRegistry
 
     monkeypatch.setenv("PATH", "/nonexistent")

@@ -13,7 +13,7 @@ import pytest
 from pytest_psdirect import Credential, Secret, Settings, TargetSession
 from pytest_psdirect.errors import CommandTimeout, ConnectFailed, SessionBroken
 from pytest_psdirect.lab.sshlab import SSHLab
-from pytest_psdirect.sessions import SessionPool
+from pytest_psdirect.pool import SessionPool
 from pytest_psdirect.targets import parse_target
 from pytest_psdirect.transports import TransportRegistry
 

@@ -32,7 +32,7 @@ from pytest_psdirect.errors import (
     VMNotFound,
 )
 from pytest_psdirect.lab.qemu import QemuLab
-from pytest_psdirect.sessions import SessionPool
+from pytest_psdirect.pool import SessionPool
 from pytest_psdirect.targets import parse_target
 from pytest_psdirect.transports import TransportRegistry
 from pytest_psdirect.transports.qemu import QemuTransport

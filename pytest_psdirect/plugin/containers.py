@@ -29,7 +29,8 @@ import pytest
 
 from ..errors import PSDirectError
 from ..lab import containers as lab
-from ..sessions import SessionPool, TargetSession
+from ..pool import SessionPool
+from ..sessions import TargetSession
 from ..targets import parse_target
 from .state import fail_with
 

@@ -12,7 +12,8 @@ import pytest
 
 from ..credentials.secret import Credential
 from ..errors import PSDirectError
-from ..sessions import SessionPool, TargetSession
+from ..pool import SessionPool
+from ..sessions import TargetSession
 from ..targets import Target
 from .fleet import FLEET
 from .state import POOL, REGISTRY, SETTINGS, NoTarget, fail_with

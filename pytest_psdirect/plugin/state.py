@@ -8,7 +8,7 @@ from typing import NoReturn
 import pytest
 
 from ..errors import PSDirectError
-from ..sessions import SessionPool
+from ..pool import SessionPool
 from ..settings import Settings
 from ..transports import TransportRegistry
 from .options import Selection

@@ -23,7 +23,8 @@ from pytest_psdirect import Credential, Secret, Settings
 from pytest_psdirect.errors import CheckpointNotFound
 from pytest_psdirect.hypervisors.hyperv.lifecycle import HyperVHost
 from pytest_psdirect.hypervisors.hyperv.nested import VMRef
-from pytest_psdirect.sessions import SessionPool, TargetSession
+from pytest_psdirect.pool import SessionPool
+from pytest_psdirect.sessions import TargetSession
 from pytest_psdirect.targets import parse_target
 from pytest_psdirect.transports import TransportRegistry
 from pytest_psdirect.transports.psdirect import hyperv_host_target
