@@ -148,8 +148,8 @@ def _credential(args: argparse.Namespace, inventory: Inventory | None, target: T
     return found
 
 
-def _run(args: argparse.Namespace) -> int:
-    """Run one command; stream its output as it arrives; exit with its status."""
+def _open_pool(args: argparse.Namespace) -> tuple[SessionPool, Target]:
+    """The pool and target ``run`` and ``shell`` work on, from the shared target options."""
     if args.credential_env:
         register_secret_env(f"{args.credential_env}_PASSWORD")
     inventory = load_inventory(Path(args.inventory)) if args.inventory else None
@@ -158,6 +158,12 @@ def _run(args: argparse.Namespace) -> int:
     check_scheme(target, registry.schemes())
     pool = SessionPool(registry, _settings(args, inventory),
                        lambda t, required: _credential(args, inventory, t, required))
+    return pool, target
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run one command; stream its output as it arrives; exit with its status."""
+    pool, target = _open_pool(args)
     try:
         session = cast(_Streaming, pool.get(target))
         result = session.run(" ".join(args.command), timeout=args.command_timeout, stream=_write)
@@ -170,14 +176,7 @@ def _shell(args: argparse.Namespace) -> int:
     """An interactive session on one target until ``exit``; exit with the last status."""
     from .repl.console import interact
 
-    if args.credential_env:
-        register_secret_env(f"{args.credential_env}_PASSWORD")
-    inventory = load_inventory(Path(args.inventory)) if args.inventory else None
-    target = _pick_target(args, inventory)
-    registry = TransportRegistry()
-    check_scheme(target, registry.schemes())
-    pool = SessionPool(registry, _settings(args, inventory),
-                       lambda t, required: _credential(args, inventory, t, required))
+    pool, target = _open_pool(args)
     try:
         return interact(pool.get(target), timeout=args.command_timeout)
     finally:
