@@ -112,6 +112,10 @@ class WSManEngine(PSEngine):
             self._broken = True
         return err
 
+    def error(self, exc: BaseException) -> PSDirectError:
+        """A pypsrp/requests error raised while using the pool, as ours."""
+        return self._error(exc, opening=False)
+
     def open(self, timeout: float) -> None:
         self._timeout = timeout
         log.debug("opening a RunspacePool on %s (%s, configuration %s)", self._label,
@@ -168,33 +172,77 @@ class WSManEngine(PSEngine):
             return {k: self._value(pool, v) for k, v in value.items()}
         return value
 
-    def invoke(self, invocation: Invocation, *, timeout: float) -> PSResult:
+    def begin(self, invocation: Invocation) -> PowerShell:
+        """Start ``invocation`` on the pool; return its running pipeline (``invoke`` and jobs)."""
         pool = self._pool_for_use()
+        ps = PowerShell(pool)
+        ps.add_script(invocation.script)
+        for arg in invocation.args:
+            ps.add_argument(self._value(pool, arg))
+        for name, value in invocation.params.items():
+            ps.add_parameter(name, self._value(pool, value))
+        ps.begin_invoke()
+        return ps
+
+    def invoke(self, invocation: Invocation, *, timeout: float) -> PSResult:
+        self._pool_for_use()
         start = time.monotonic()
         deadline = start + timeout
-        ps = PowerShell(pool)
         try:
-            ps.add_script(invocation.script)
-            for arg in invocation.args:
-                ps.add_argument(self._value(pool, arg))
-            for name, value in invocation.params.items():
-                ps.add_parameter(name, self._value(pool, value))
-            ps.begin_invoke()
+            ps = self.begin(invocation)
             while ps.state == PSInvocationState.RUNNING:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    self._stop(ps)
-                    raise CommandTimeout(f"PowerShell did not finish within {timeout:g} s; its "
-                                         "pipeline was stopped", target=self._label,
-                                         timeout=timeout, command="<script>")
+                    self.stop_timed_out(ps, timeout)
                 ps.poll_invoke(timeout=max(1, min(MAX_POLL, math.ceil(remaining))))
-            self._release(ps)
         except PSDirectError:
             raise
         except Exception as exc:
             raise self._error(exc, opening=False) from None
+        return self.finish(ps, invocation, start)
+
+    def finish(self, ps: PowerShell, invocation: Invocation, start: float) -> PSResult:
+        """Release a finished pipeline and build its result."""
+        self._release(ps)
         return build_result(ps, script=invocation.script, target=self._label,
                             duration=time.monotonic() - start)
+
+    def stop_timed_out(self, ps: PowerShell, timeout: float) -> None:
+        """Stop ``ps`` (bounded) and raise :class:`CommandTimeout`."""
+        self._stop(ps)
+        raise CommandTimeout(f"PowerShell did not finish within {timeout:g} s; its "
+                             "pipeline was stopped", target=self._label,
+                             timeout=timeout, command="<script>")
+
+    # -- disconnected pools (jobs that outlive a dropped connection: wsman_job.py) -------------
+    def disconnect(self) -> None:
+        """Disconnect from the pool (WSMan Disconnect): the server keeps it and its running
+        pipelines, buffering their output, until :meth:`reconnect` (or its idle timeout)."""
+        pool = self._pool_for_use()
+        with self._short_reads():
+            pool.disconnect()
+
+    def reconnect(self, ps: PowerShell) -> None:
+        """Connect to the pool again over a new connection, as a new client (MS-PSRP
+        ConnectRunspacePool, what ``Connect-PSSession`` does), and to ``ps``, which goes on
+        receiving its output. After a drop without a Disconnect, the pool is first disconnected
+        over the new connection (best effort: the server may have done it itself)."""
+        pool = self._pool_for_use()
+        old, self._wsman = self._wsman, self._factory(self._timeout)
+        pool.connection = pool.shell.wsman = self._wsman
+        if old is not None:
+            old.close()
+        if pool.state != RunspacePoolState.DISCONNECTED:
+            try:
+                self.disconnect()
+            except Exception as exc:
+                log.debug("%s: disconnecting after a drop: %s", self._label, type(exc).__name__)
+            pool.state = RunspacePoolState.DISCONNECTED
+            for pipeline in pool.pipelines.values():
+                pipeline.state = PSInvocationState.DISCONNECTED
+        pool._new_client = True
+        pool.connect()
+        ps.connect_async()  # type: ignore[no-untyped-call]
 
     def _release(self, ps: PowerShell) -> None:
         """Tell the server the pipeline is done (a TERMINATE signal), as ``PowerShell.close``."""

@@ -14,9 +14,11 @@ import logging
 import warnings
 from typing import ClassVar
 
-from ..errors import CredentialError, TargetSpecError
+from ..errors import CredentialError, TargetSpecError, UnsupportedOperation
+from ..powershell.command import Invocation
 from ..powershell.engine import PSEngine
 from ..powershell.wsman import WSManEngine
+from ..powershell.wsman_job import WSManJob
 from ..powershell.wsman_options import parse_winrm
 from ..targets import Target
 from .powershell import PowerShellTransport
@@ -60,3 +62,18 @@ class WinRMTransport(PowerShellTransport):
                           stacklevel=2)
         return WSManEngine(options, credential if options.needs_credential else None,
                            label=self.target.url)
+
+    def sibling(self) -> WinRMTransport:
+        return type(self)(self.target, self.credential, self.settings)
+
+    def start_ps(self, invocation: Invocation, *, timeout: float) -> WSManJob:
+        """A job on a RunspacePool of its own that survives a dropped connection: it connects
+        to the pool again and collects the output (:mod:`~pytest_psdirect.powershell.wsman_job`)."""
+        return WSManJob(self.sibling, invocation, timeout=timeout, label=self.target.url)
+
+    def wsman_engine(self) -> WSManEngine:
+        """The open session's engine (a job's own connection)."""
+        engine = self._engine
+        if not isinstance(engine, WSManEngine):
+            raise UnsupportedOperation("the WinRM session is not open", target=self.target.url)
+        return engine
