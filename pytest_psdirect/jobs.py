@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from .errors import CommandCancelled, PSDirectError
+from .errors import CommandCancelled, PSDirectError, UnsupportedOperation
 
 if TYPE_CHECKING:
     from .transports.base import Transport
@@ -38,7 +38,15 @@ CANCEL_WAIT = 10.0
 
 
 class Job(Generic[R]):
-    """One piece of background work on one target: ``done``, ``wait``, ``result``, ``cancel``."""
+    """One piece of background work on one target: ``done``, ``wait``, ``result``, ``cancel``.
+
+    Across a dropped connection: only ``start_ps`` jobs on ``winrm://`` targets survive one
+    (:class:`~pytest_psdirect.powershell.wsman_job.WSManJob`: WSMan disconnects from the
+    RunspacePool, the server keeps the pipeline running, and the job connects to it again and
+    collects its output); they also have :meth:`disconnect` and :meth:`reconnect`. Elsewhere
+    (ssh, local, pwsh+ssh, pwsh, vm, container, qemu) the remote side ends with its connection
+    (OutOfProc, SSH channels, agents have no disconnected state) and such a job fails.
+    """
 
     def __init__(self, work: Callable[[], R], cancel: Callable[[], None], *, label: str,
                  what: str) -> None:
@@ -95,6 +103,17 @@ class Job(Generic[R]):
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]  # set when no error was kept
+
+    def disconnect(self, wait: bool = True) -> None:
+        """Leave the work running on the target without a connection (winrm:// PowerShell jobs
+        only; see the class docstring)."""
+        raise UnsupportedOperation(f"job {self.what!r} cannot disconnect", target=self.label,
+                                   hint="only start_ps jobs on winrm:// targets survive a "
+                                        "disconnect (WSMan disconnected RunspacePools)")
+
+    def reconnect(self) -> None:
+        """Connect again after :meth:`disconnect` (winrm:// PowerShell jobs only)."""
+        self.disconnect()
 
     def cancel(self, wait: bool = True) -> bool:
         """End the job and its remote processes; with ``wait``, wait (bounded) for it to end.

@@ -26,6 +26,8 @@ from test_winrm_replay import recordings  # noqa: F401  (the sdist fixture)
 from winrm_replay import Replay, action, load_messages, zero_uuid
 
 from pytest_psdirect import Settings
+from pytest_psdirect.errors import UnsupportedOperation
+from pytest_psdirect.jobs import Job
 from pytest_psdirect.powershell import build_invocation
 from pytest_psdirect.powershell.engine import PSEngine
 from pytest_psdirect.powershell.wsman import WSManEngine
@@ -172,3 +174,12 @@ def test_job_left_disconnected_times_out(recordings: Path,  # noqa: F811
         job.result(timeout=10)
     assert type(info.value).__name__ == "CommandTimeout"
     assert replay.finished and replay.actions[-1] == "Delete"  # closing deletes the pool
+
+
+def test_other_jobs_say_they_cannot_disconnect() -> None:
+    job: Job[int] = Job(lambda: 1, lambda: None, label="local://", what="true")
+    with pytest.raises(UnsupportedOperation, match="winrm://"):
+        job.disconnect()
+    with pytest.raises(UnsupportedOperation):
+        job.reconnect()
+    assert job.result(timeout=5) == 1
