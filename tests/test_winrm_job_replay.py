@@ -43,9 +43,10 @@ class JobReplay(Replay):
     """A Replay that can cut the connection at the first Receive after the Command (``drop``),
     or hold the Command's answer until ``gate`` is set (so a test acts at a known point)."""
 
-    def __init__(self, *args: Any, drop: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, drop: bool = False, refuse: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.drop = drop
+        self.refuse = refuse  # requests refused after the drop (the network still down)
         self.command_seen = threading.Event()
         self.gate = threading.Event()
 
@@ -55,6 +56,10 @@ class JobReplay(Replay):
             self.drop = False
             self.actions.append("<dropped>")
             raise requests.ConnectionError(ConnectionResetError(104, "Connection reset by peer"))
+        if self.refuse and "<dropped>" in self.actions:
+            self.refuse -= 1
+            self.actions.append(f"<refused {sent}>")
+            raise requests.ConnectionError(ConnectionRefusedError(111, "Connection refused"))
         answer = super().send(message, **kwargs)
         if sent == "Command":
             self.command_seen.set()
@@ -142,6 +147,17 @@ def test_job_survives_a_dropped_connection(recordings: Path,  # noqa: F811
     assert replay.finished and replay.actions == [
         "Create", "Receive", "Receive", "Command", "<dropped>", "Disconnect",
         "Connect", "Receive", "Connect", "Receive", "Receive", "Signal", "Delete"]
+
+
+def test_job_retries_until_the_server_answers_again(recordings: Path,  # noqa: F811
+                                                    disconnected: list[dict[str, Any]]) -> None:
+    messages = [*disconnected[:4], *disconnected[5:]]  # no Disconnect answered: it is refused
+    replay = JobReplay(messages, signal_response=signal_answer(recordings), drop=True, refuse=2)
+    replay.gate.set()
+    job = job_on(replay)
+    assert job.result(timeout=30).output == ["a", "b"]
+    assert replay.finished and replay.actions[3:8] == [
+        "Command", "<dropped>", "<refused Disconnect>", "<refused Connect>", "Connect"]
 
 
 def test_job_disconnect_then_reconnect(recordings: Path,  # noqa: F811
