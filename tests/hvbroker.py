@@ -162,10 +162,11 @@ class FakeGuest:
             self._send(conn, "server_version_ack", b"PASS")
             token = self._recv(conn, log).decode()
             valid = token.startswith("TOKEN ") and token[6:] in self.tokens
+            if valid:  # one connection per token: used up before the answer lets the client on
+                self.tokens.discard(token[6:])
             self._send(conn, "server_token", b"PASS" if valid else b"FAIL")
             if not valid:
                 return
-            self.tokens.discard(token[6:])  # one connection per token
         if not self.psrp:
             while conn.recv(4096):
                 pass
