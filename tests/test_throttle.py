@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -132,3 +133,49 @@ def test_doctests_of_the_fleet_modules() -> None:
     for module in (throttle, throttle_plugin, fleet_report):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+HOLD_SUITE = """
+import os, time
+def test_hold(target):
+    target.run("true")                        # a session, so a slot in the run's lock folder
+    open(os.environ["HOLD_FILE"], "w").write("holding")
+    time.sleep(120)
+"""
+
+
+def test_a_killed_runs_lock_folder_is_removed_by_the_next_run_not_before(
+        pytester: pytest.Pytester) -> None:
+    """``kill -9`` of a whole pytest run leaves its lock folder; another run removes it only once
+    its maker is dead (the owner lock is free), never while that run lives."""
+    pytester.makepyfile(test_hold=HOLD_SUITE, test_ok="def test_ok():\n    pass\n")
+    tmp, hold = pytester.path / "tmp", pytester.path / "holding"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp), "HOLD_FILE": str(hold)}
+
+    def other_run() -> None:
+        subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                        "test_ok.py"], cwd=pytester.path, env=env, check=True, timeout=120,
+                       stdout=subprocess.DEVNULL)
+
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                             "--hosts", "local://", "test_hold.py"], cwd=pytester.path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not hold.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the run never held"
+            time.sleep(0.05)
+        left = sorted(p.name for p in tmp.glob("psdirect-run-*"))
+        assert len(left) == 2 and left[1] == f"{left[0]}.owner", left
+        other_run()
+        assert sorted(p.name for p in tmp.glob("psdirect-run-*")) == left  # its maker lives
+        proc.kill()
+        proc.wait(30)
+        assert sorted(p.name for p in tmp.glob("psdirect-run-*")) == left  # nobody cleaned up
+        other_run()
+        assert list(tmp.glob("psdirect-run-*")) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
