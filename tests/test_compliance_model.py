@@ -105,3 +105,11 @@ def test_waivers_file(tmp_path: Path) -> None:
     toml = tmp_path / "w.toml"
     toml.write_text('[[waiver]]\nid = "a"\njustification = "b"\nexpiration = 2099-01-01\n')
     assert load_waivers(toml)[0].expiration == dt.date(2099, 1, 1)
+
+
+@pytest.mark.parametrize("name", ["a.b", "usb+storage", "x y", "$(id)", ""])
+def test_kernel_module_names_are_checked_before_they_reach_a_pattern(name: str) -> None:
+    from pytest_psdirect.compliance.resources.system import KernelModule
+
+    with pytest.raises(ComplianceError, match="kernel module name"):
+        KernelModule(name)

@@ -286,7 +286,11 @@ class KernelModule(ShellResource):
     disabled: bool | None = None
 
     def __post_init__(self) -> None:
-        checked_name("module", self.module)
+        # kernel module names are letters, digits, _ and - (which also keeps grep -E patterns
+        # below free of regex operators such as . and +)
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", self.module):
+            raise ComplianceError(f"kernel module name {self.module!r} is not valid",
+                                  hint="letters, digits, _ and - only (as lsmod shows them)")
 
     def key(self) -> str:
         return self.module
