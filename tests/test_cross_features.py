@@ -23,6 +23,7 @@ from pytest_psdirect.compliance import (
     Package,
     Resource,
     Service,
+    SshdSetting,
     Sysctl,
     User,
     assert_reason,
@@ -129,3 +130,14 @@ def _peer_podman(*args: str) -> str:
                           check=True, stdin=subprocess.DEVNULL)
     return proc.stdout.strip()
 
+
+
+@pytest.mark.parametrize("kind", ["debian", "busybox"])
+def test_sshd_settings_on_a_machine_without_sshd_say_so(ctr_lab: Lab, ctr_pool: SessionPool,
+                                                        kind: str) -> None:
+    name = getattr(ctr_lab, kind)
+    assert podman_exec(name, "command -v sshd || ls /usr/sbin/sshd").returncode != 0  # the peer
+    session = ctr_pool.get(parse_target(ctr_lab.url(name)))
+    result = session.check(SshdSetting("permitrootlogin", "no"))
+    assert not result.compliant
+    assert_reason(result, code="sshd:sshd:notinstalled", phrase="sshd isn't installed")

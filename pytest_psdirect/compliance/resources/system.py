@@ -57,8 +57,10 @@ def _compare(actual: str, expected: object, op: str) -> bool:
         return _OPS[op](actual.lower(), str(expected).lower())
 
 
-#: ``sshd -T``, or as a user who cannot read the host keys, with a throwaway one
-_SSHD_T = ("sshd -T 2>/dev/null || { __k=$(mktemp -d) && "
+#: ``sshd -T``, or as a user who cannot read the host keys, with a throwaway one; exit 127
+#: when there is no sshd at all (also looked for in the sbin folders a user's PATH may lack)
+_SSHD_T = ("PATH=\"$PATH:/usr/sbin:/sbin\"; command -v sshd >/dev/null || exit 127; "
+           "sshd -T 2>/dev/null || { __k=$(mktemp -d) && "
            "ssh-keygen -q -t ed25519 -N '' -f \"$__k/k\" >/dev/null && "
            "sshd -T -o HostKey=\"$__k/k\"; __rc=$?; rm -rf \"$__k\"; exit $__rc; }")
 
@@ -90,6 +92,8 @@ class SshdSetting(ShellResource):
         for line in frame.text.splitlines():
             word, _, rest = line.partition(" ")
             settings.setdefault(word.lower(), rest.strip())
+        if frame.rc == 127 and not settings:
+            return {"readable": False, "installed": False}
         if frame.rc != 0 or not settings:
             return {"readable": False,
                     "error": frame.stderr.decode(errors="replace").strip()[:300]}
@@ -97,6 +101,9 @@ class SshdSetting(ShellResource):
 
     def evaluate(self, props: Mapping[str, Any]) -> list[Reason]:
         keyword = self.keyword.lower()
+        if props.get("installed") is False:
+            return [self.reason("notinstalled", f"sshd isn't installed on the machine (no sshd "
+                                                f"command), so {keyword} cannot be checked.")]
         if not props["readable"]:
             return [self.reason("unreadable", f"sshd -T failed: {props.get('error') or 'no output'}")]
         actual = props.get(keyword)
