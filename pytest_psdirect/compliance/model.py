@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import abc
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -154,7 +155,7 @@ def jsonable(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class Resource:
+class Resource(abc.ABC):
     """A DSC-style resource: ``get`` the state with reasons, ``test`` it, ``set`` it.
 
     Subclasses are frozen dataclasses (hashable, shown in test ids) with a class-level ``name``
@@ -191,8 +192,9 @@ class Resource:
         """A :class:`Reason` with this resource's code prefix."""
         return Reason(f"{self.name}:{self.name}:{identifier}", phrase)
 
+    @abc.abstractmethod
     def get(self, target: TargetSession) -> Observed:
-        raise NotImplementedError(f"{type(self).__name__} does not implement get()")
+        """The current state and the reasons it is (non-)compliant."""
 
     def test(self, target: TargetSession) -> bool:
         """True when compliant (the default: Get returned no reasons)."""

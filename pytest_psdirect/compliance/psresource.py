@@ -26,6 +26,7 @@ Example (a resource of your own)::
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -52,12 +53,14 @@ class PSResource(Resource):
     def set_params(self) -> dict[str, Any]:
         return self.params()
 
+    @abc.abstractmethod
     def parse(self, output: Sequence[Any],
               errors: Sequence[ErrorRecord | str]) -> dict[str, Any]:
-        raise NotImplementedError
+        """The properties, from the script's output objects and errors."""
 
+    @abc.abstractmethod
     def evaluate(self, props: Mapping[str, Any]) -> list[Reason]:
-        raise NotImplementedError
+        """The reasons these properties are non-compliant (none: compliant)."""
 
     def get(self, target: TargetSession) -> Observed:
         result = target.run_ps(self.script, parameters=self.params())

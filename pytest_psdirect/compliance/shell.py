@@ -27,6 +27,7 @@ Example (a resource of your own)::
 
 from __future__ import annotations
 
+import abc
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,14 +50,17 @@ def q(value: object) -> str:
 class ShellResource(Resource):
     """A resource whose Get is one shell fragment and a parser (batchable)."""
 
+    @abc.abstractmethod
     def probe(self) -> str:
-        raise NotImplementedError
+        """The shell fragment that prints what :meth:`parse` reads (values quoted)."""
 
+    @abc.abstractmethod
     def parse(self, frame: Frame) -> dict[str, Any]:
-        raise NotImplementedError
+        """The properties, from the fragment's framed output."""
 
+    @abc.abstractmethod
     def evaluate(self, props: Mapping[str, Any]) -> list[Reason]:
-        raise NotImplementedError
+        """The reasons these properties are non-compliant (none: compliant)."""
 
     def fix(self) -> str | None:
         """The fragment that makes this resource compliant (None: cannot remediate)."""
